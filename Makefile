@@ -1,0 +1,46 @@
+# vendorflow: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PG := scripts/pg.sh
+# The local cluster's URL; an exported DATABASE_URL wins (e.g. a managed PostgreSQL).
+DATABASE_URL ?= $(shell $(PG) url)
+export DATABASE_URL
+CARGO ?= cargo
+
+.PHONY: help run test lint fmt bench db/start db/stop db/reset db/url check-tools
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z/_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+check-tools:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+
+run: check-tools db/start ## Run the service with a local Postgres and the sandbox provider (no setup)
+	$(CARGO) run --quiet -- dev
+
+test: check-tools db/start ## Run every test (starts the local Postgres if needed)
+	$(CARGO) test --workspace --all-targets --no-fail-fast
+	$(CARGO) test --workspace --doc
+
+lint: check-tools ## cargo fmt --check and clippy with warnings denied
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: check-tools db/start ## Benchmark the engine against the local Postgres and print figures
+	$(CARGO) run --release --quiet -- bench
+
+db/start: ## Start the local PostgreSQL cluster under .data/pg
+	@$(PG) start
+
+db/stop: ## Stop the local PostgreSQL cluster
+	@$(PG) stop
+
+db/reset: ## Stop the local cluster and delete its data
+	@$(PG) reset
+
+db/url: ## Print the local cluster's DATABASE_URL
+	@$(PG) url

@@ -1,0 +1,319 @@
+//! One typed settings struct, read from an optional TOML file and then `VENDORFLOW_*` environment
+//! variables (the environment wins). A missing or bad value fails at start-up naming the variable.
+//!
+//! This is the only module of vendorflow that reads configuration or the environment; every other
+//! part receives the values it needs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "human" | "text" | "pretty" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("expected `human` or `json`, got `{other}`")),
+        }
+    }
+}
+
+/// Everything vendorflow can be configured with.
+#[derive(Debug)]
+#[expect(
+    dead_code,
+    reason = "the provider, key and worker settings are read once the engine and API are wired"
+)]
+pub struct Settings {
+    /// The PostgreSQL URL (`VENDORFLOW_DATABASE_URL`, or `DATABASE_URL`). It may hold a password,
+    /// so it is a secret. `None` lets `vendorflow dev` start the local cluster.
+    pub database_url: Option<SecretString>,
+    /// Maximum database connections of this process (`VENDORFLOW_DATABASE_MAX_CONNECTIONS`).
+    pub database_max_connections: u32,
+    /// Where the HTTP API listens (`VENDORFLOW_LISTEN`).
+    pub listen: SocketAddr,
+    /// Log format (`VENDORFLOW_LOG_FORMAT`: `human` or `json`).
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax (`VENDORFLOW_LOG`, e.g. `info,vendorflow=debug`).
+    pub log_filter: String,
+    /// The provider's base URL (`VENDORFLOW_PROVIDER_URL`); `None` in `dev` starts the sandbox.
+    pub provider_url: Option<String>,
+    /// The marketplace's own SUMIT CompanyID (`VENDORFLOW_PROVIDER_COMPANY_ID`).
+    pub provider_company_id: Option<i64>,
+    /// The marketplace's own SUMIT API key (`VENDORFLOW_PROVIDER_API_KEY`).
+    pub provider_api_key: Option<SecretString>,
+    /// The master key that wraps data keys of encrypted secrets (`VENDORFLOW_MASTER_KEY`, base64 of 32 bytes).
+    pub master_key: Option<SecretString>,
+    /// How many steps one worker runs at once (`VENDORFLOW_WORKER_CONCURRENCY`).
+    pub worker_concurrency: usize,
+    /// How long in-flight steps may finish after SIGTERM (`VENDORFLOW_SHUTDOWN_GRACE`, e.g. `30s`).
+    pub shutdown_grace: Duration,
+    /// The folder of workflow definitions (`VENDORFLOW_WORKFLOWS_DIR`).
+    pub workflows_dir: PathBuf,
+}
+
+/// Where values come from: the file's flat table, then the environment.
+struct Sources {
+    file: BTreeMap<String, toml::Value>,
+    file_path: Option<PathBuf>,
+    env: BTreeMap<String, String>,
+}
+
+impl Sources {
+    /// The raw value of `key` (the environment variable `VENDORFLOW_<KEY>` or the file's `key`),
+    /// with the name to blame if it is bad.
+    fn raw(&self, key: &str) -> Option<(String, String)> {
+        let variable = format!("VENDORFLOW_{}", key.to_ascii_uppercase());
+        if let Some(value) = self.env.get(&variable) {
+            return Some((value.clone(), variable));
+        }
+        let value = self.file.get(key)?;
+        let text = match value {
+            toml::Value::String(text) => text.clone(),
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Float(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            _ => String::from("<a table, array or date>"),
+        };
+        let file = self
+            .file_path
+            .as_deref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_default();
+        Some((text, format!("`{key}` in {file}")))
+    }
+
+    fn parse<T: FromStr>(&self, key: &str) -> anyhow::Result<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(key) {
+            None => Ok(None),
+            Some((text, origin)) => match text.trim().parse::<T>() {
+                Ok(value) => Ok(Some(value)),
+                Err(error) => bail!("{origin} has a bad value: {error}"),
+            },
+        }
+    }
+
+    fn duration(&self, key: &str) -> anyhow::Result<Option<Duration>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some((text, origin)) => parse_duration(text.trim())
+                .map(Some)
+                .with_context(|| format!("{origin} has a bad value `{text}`")),
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .context("expected a number followed by ms, s, m or h")?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number * 60),
+        "h" => Duration::from_secs(number * 3600),
+        other => bail!("unknown unit `{other}`: use ms, s, m or h"),
+    })
+}
+
+impl Settings {
+    /// Reads the settings from the process environment and the file named by
+    /// `VENDORFLOW_CONFIG` (or `vendorflow.toml` in the working directory, if present).
+    pub fn load() -> anyhow::Result<Settings> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Settings::from_env_map(env)
+    }
+
+    /// Reads the settings from `env` (a copy of the environment) and the file it names.
+    pub fn from_env_map(env: BTreeMap<String, String>) -> anyhow::Result<Settings> {
+        let file_path = match env.get("VENDORFLOW_CONFIG") {
+            Some(path) => Some(PathBuf::from(path)),
+            None if Path::new("vendorflow.toml").exists() => Some(PathBuf::from("vendorflow.toml")),
+            None => None,
+        };
+        let file = match &file_path {
+            None => BTreeMap::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!(
+                        "VENDORFLOW_CONFIG: cannot read the settings file {}",
+                        path.display()
+                    )
+                })?;
+                let table: toml::Table = toml::from_str(&text)
+                    .with_context(|| format!("{} is not valid TOML", path.display()))?;
+                table.into_iter().collect()
+            }
+        };
+        let sources = Sources {
+            file,
+            file_path,
+            env,
+        };
+
+        let database_url = sources
+            .raw("database_url")
+            .map(|(text, _)| text)
+            .or_else(|| sources.env.get("DATABASE_URL").cloned())
+            .filter(|url| !url.trim().is_empty());
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            bail!("VENDORFLOW_DATABASE_URL (or DATABASE_URL) must start with postgres://");
+        }
+
+        let provider_url: Option<String> = sources.parse("provider_url")?;
+        if let Some(url) = &provider_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("VENDORFLOW_PROVIDER_URL must start with http:// or https://");
+        }
+
+        let worker_concurrency = sources.parse("worker_concurrency")?.unwrap_or(16);
+        if worker_concurrency == 0 {
+            bail!("VENDORFLOW_WORKER_CONCURRENCY must be at least 1");
+        }
+
+        Ok(Settings {
+            database_url: database_url.map(SecretString::from),
+            database_max_connections: sources.parse("database_max_connections")?.unwrap_or(20),
+            listen: sources
+                .parse("listen")?
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            log_format: sources.parse("log_format")?.unwrap_or(LogFormat::Human),
+            log_filter: sources
+                .parse("log")?
+                .unwrap_or_else(|| "info,sqlx=warn".to_owned()),
+            provider_url,
+            provider_company_id: sources.parse("provider_company_id")?,
+            provider_api_key: sources
+                .raw("provider_api_key")
+                .map(|(text, _)| SecretString::from(text)),
+            master_key: sources
+                .raw("master_key")
+                .map(|(text, _)| SecretString::from(text)),
+            worker_concurrency,
+            shutdown_grace: sources
+                .duration("shutdown_grace")?
+                .unwrap_or(Duration::from_secs(30)),
+            workflows_dir: sources
+                .parse("workflows_dir")?
+                .unwrap_or_else(|| PathBuf::from("workflows")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let settings = Settings::from_env_map(env(&[])).unwrap();
+        assert_eq!(settings.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(settings.log_format, LogFormat::Human);
+        assert!(settings.database_url.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let error = Settings::from_env_map(env(&[("VENDORFLOW_LISTEN", "not-an-address")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("VENDORFLOW_LISTEN"), "{error}");
+
+        let error = Settings::from_env_map(env(&[("VENDORFLOW_LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("VENDORFLOW_LOG_FORMAT"), "{error}");
+
+        let error = Settings::from_env_map(env(&[("VENDORFLOW_SHUTDOWN_GRACE", "5 parsecs")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("VENDORFLOW_SHUTDOWN_GRACE"), "{error}");
+
+        let error = Settings::from_env_map(env(&[("DATABASE_URL", "mysql://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("DATABASE_URL"), "{error}");
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let dir = std::env::temp_dir().join(format!("vendorflow-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vendorflow.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nworker_concurrency = 4\n",
+        )
+        .unwrap();
+        let settings = Settings::from_env_map(env(&[
+            ("VENDORFLOW_CONFIG", path.to_str().unwrap()),
+            ("VENDORFLOW_WORKER_CONCURRENCY", "8"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        assert_eq!(settings.worker_concurrency, 8);
+
+        std::fs::write(&path, "worker_concurrency = \"many\"\n").unwrap();
+        let error = Settings::from_env_map(env(&[("VENDORFLOW_CONFIG", path.to_str().unwrap())]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("worker_concurrency"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let settings = Settings::from_env_map(env(&[
+            ("VENDORFLOW_PROVIDER_API_KEY", "canary-key-8d1f"),
+            ("VENDORFLOW_MASTER_KEY", "canary-master-77"),
+            ("DATABASE_URL", "postgres://u:canary-password@h/db"),
+        ]))
+        .unwrap();
+        let shown = format!("{settings:?}");
+        for canary in ["canary-key-8d1f", "canary-master-77", "canary-password"] {
+            assert!(!shown.contains(canary), "{canary} leaked: {shown}");
+        }
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("1d").is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! End-to-end tests of the `vendorflow` binary's foundation commands, against a fresh database.
+
+use std::process::{Command, Output};
+
+use testkit::TestDatabase;
+
+fn vendorflow(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vendorflow"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("run vendorflow")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn migrate_then_create_a_marketplace_and_a_token_that_authenticates() {
+    let db = TestDatabase::create().await;
+    let migrated = vendorflow(&db.url, &["migrate"]);
+    assert!(migrated.status.success(), "{migrated:?}");
+
+    let created = vendorflow(&db.url, &["marketplaces", "create", "Shuk"]);
+    assert!(created.status.success(), "{created:?}");
+    let marketplace = stdout(&created);
+
+    let token = vendorflow(
+        &db.url,
+        &[
+            "tokens",
+            "create",
+            "--marketplace",
+            &marketplace,
+            "--role",
+            "backend",
+        ],
+    );
+    assert!(token.status.success(), "{token:?}");
+    let token = secrecy::SecretString::from(stdout(&token));
+
+    let mut conn = db.pool.acquire().await.unwrap();
+    let owner = store::tokens::authenticate(&mut conn, &token)
+        .await
+        .unwrap()
+        .expect("the printed token authenticates");
+    assert_eq!(owner.marketplace_id.to_string(), marketplace);
+    assert_eq!(owner.role, store::tokens::Role::Backend);
+}
+
+#[tokio::test]
+async fn a_bad_role_is_refused_naming_the_flag_and_nothing_is_stored() {
+    let db = TestDatabase::create().await;
+    let created = vendorflow(&db.url, &["marketplaces", "create", "Shuk"]);
+    let marketplace = stdout(&created);
+    let refused = vendorflow(
+        &db.url,
+        &[
+            "tokens",
+            "create",
+            "--marketplace",
+            &marketplace,
+            "--role",
+            "admin",
+        ],
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--role"), "{stderr}");
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM vendorflow.api_tokens")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 0);
+}
+
+#[test]
+fn a_bad_setting_fails_at_start_up_naming_the_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_vendorflow"))
+        .arg("migrate")
+        .env("VENDORFLOW_LISTEN", "nowhere")
+        .output()
+        .expect("run vendorflow");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("VENDORFLOW_LISTEN"), "{stderr}");
+}
