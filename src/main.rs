@@ -30,6 +30,18 @@ enum Commands {
     /// Development mode: a local PostgreSQL under .data/ when no database URL is set, migrations,
     /// a development marketplace and token.
     Dev,
+    /// Run the SUMIT sandbox (the local provider simulator) alone; see docs/sandbox.md.
+    Sandbox {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// Terminals approve themselves after this long (`manual` waits for a control call).
+        #[arg(long, default_value = "5s")]
+        terminal_approval: String,
+        /// Seed of the fault injector's random choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Manage marketplaces.
     #[command(subcommand)]
     Marketplaces(MarketplaceCommands),
@@ -80,6 +92,39 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Commands::Dev => dev(settings).await?,
+        Commands::Sandbox {
+            listen,
+            terminal_approval,
+            seed,
+        } => {
+            let terminal_approval = match terminal_approval.as_str() {
+                "manual" => sandbox::TerminalApproval::Manual,
+                "immediate" | "0" | "0s" => sandbox::TerminalApproval::Immediate,
+                delay => sandbox::TerminalApproval::AfterDelay(
+                    settings::parse_duration(delay)
+                        .context("--terminal-approval: use manual, immediate or a duration")?,
+                ),
+            };
+            let config = sandbox::SandboxConfig {
+                terminal_approval,
+                seed,
+                ..sandbox::SandboxConfig::default()
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("--listen: cannot bind {listen}"))?;
+            println!("SUMIT sandbox listening on http://{listen}");
+            println!(
+                "  marketplace credentials: CompanyID {} APIKey {}",
+                config.marketplace_company_id, config.marketplace_api_key
+            );
+            sandbox::serve(listener, config, async {
+                // Ctrl-C ends the sandbox; if the handler cannot be installed, run until killed.
+                let _signal = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("running the sandbox")?;
+        }
         Commands::Marketplaces(MarketplaceCommands::Create { name }) => {
             let pool = connect(&settings).await?;
             let mut conn = pool.acquire().await?;
