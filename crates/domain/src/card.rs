@@ -6,8 +6,17 @@
 //! string, where its digit groups may be separated by single spaces or dashes
 //! (`4580 4580 4580 4580`, `4580-4580-4580-4580`). Israeli ID and bank account numbers (at most
 //! 9 digits) and phone numbers (at most 12) are too short to match.
+//!
+//! Identifiers are not card numbers, even when some of their digits would pass: a string that is
+//! a UUID is skipped, a run of digit groups shaped like a UUID (`8-4-4-4-12` digits joined by
+//! dashes) is skipped inside text, and a run of digit groups glued at either end to a letter or
+//! digit, directly or across one dash (`abcdefab-1111-2222-3333-…`, `order4580…`), is part of a
+//! larger token, not a number a person typed. The price of that rule: a card number written
+//! glued to a word (`card4580…`, `ref-4580…`) is not recognised. One in ten random digit strings passes Luhn, so without these rules a random
+//! UUID whose dash groups happen to be all digits, or the nil UUID, would be refused.
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::errors::FieldProblem;
 
@@ -90,36 +99,42 @@ fn number_is_card_number(number: &serde_json::Number) -> bool {
 }
 
 /// Whether any run of digit groups in `text` (groups joined by one space or dash) has a
-/// contiguous stretch of whole groups that is a card number.
+/// contiguous stretch of whole groups that is a card number. A `text` that is a UUID has none;
+/// runs shaped like a UUID, and runs glued to a letter or digit at either end, are skipped.
 fn text_contains_card_number(text: &str) -> bool {
-    let mut runs: Vec<Vec<&str>> = Vec::new();
-    let mut groups: Vec<&str> = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_digit() {
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            groups.push(&text[start..i]);
-            // One separator followed by a digit continues the run.
-            let continues = i + 1 < bytes.len()
-                && matches!(bytes[i], b' ' | b'-')
-                && bytes[i + 1].is_ascii_digit();
-            if continues {
-                i += 1;
-            } else {
-                runs.push(std::mem::take(&mut groups));
-            }
-        } else {
-            i += 1;
-        }
+    if Uuid::try_parse(text.trim()).is_ok() {
+        return false;
     }
-    runs.iter().any(|groups| {
-        (0..groups.len()).any(|start| {
+    digit_runs(text)
+        .iter()
+        .filter(|run| run.stands_alone && !run.is_uuid_shaped())
+        .any(|run| run.has_card_number())
+}
+
+/// A maximal run of ASCII digit groups joined by single spaces or dashes.
+#[derive(Debug, Default)]
+struct DigitRun<'a> {
+    groups: Vec<&'a str>,
+    /// The separators between the groups, one fewer than the groups.
+    separators: Vec<u8>,
+    /// Neither end is glued to a letter or digit (of any script), directly or across one dash:
+    /// the run is not part of a larger token.
+    stands_alone: bool,
+}
+
+impl DigitRun<'_> {
+    /// Eight, four, four, four and twelve digits joined by dashes: the hyphenated form of a UUID
+    /// whose groups are all digits. Nobody types a card number that way.
+    fn is_uuid_shaped(&self) -> bool {
+        let lengths: Vec<usize> = self.groups.iter().map(|group| group.len()).collect();
+        lengths == [8, 4, 4, 4, 12] && self.separators.iter().all(|&sep| sep == b'-')
+    }
+
+    /// Whether a contiguous stretch of whole groups is a card number.
+    fn has_card_number(&self) -> bool {
+        (0..self.groups.len()).any(|start| {
             let mut digits = String::new();
-            for group in &groups[start..] {
+            for group in &self.groups[start..] {
                 digits.push_str(group);
                 if digits.len() > 19 {
                     return false;
@@ -130,7 +145,54 @@ fn text_contains_card_number(text: &str) -> bool {
             }
             false
         })
-    })
+    }
+}
+
+/// Whether the characters next to one end of a run of digit groups (walking away from it) glue
+/// it to a larger token: a letter or digit right there, or a dash and then a letter or digit
+/// (`abcdefab-1111-…`: the groups of a hex identifier are joined by dashes).
+fn glued(mut outward: impl Iterator<Item = char>) -> bool {
+    match outward.next() {
+        Some('-') => outward.next().is_some_and(char::is_alphanumeric),
+        Some(c) => c.is_alphanumeric(),
+        None => false,
+    }
+}
+
+/// Splits `text` into its runs of digit groups, in order.
+fn digit_runs(text: &str) -> Vec<DigitRun<'_>> {
+    let mut runs = Vec::new();
+    let mut run = DigitRun::default();
+    let mut run_start = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        if run.groups.is_empty() {
+            run_start = i;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        run.groups.push(&text[start..i]);
+        // One separator followed by a digit continues the run.
+        let continues =
+            i + 1 < bytes.len() && matches!(bytes[i], b' ' | b'-') && bytes[i + 1].is_ascii_digit();
+        if continues {
+            run.separators.push(bytes[i]);
+            i += 1;
+        } else {
+            // `run_start` and `i` are at ASCII bytes (a digit, and the byte after the last
+            // digit), so both are character boundaries.
+            run.stands_alone = !glued(text[..run_start].chars().rev()) && !glued(text[i..].chars());
+            runs.push(std::mem::take(&mut run));
+        }
+    }
+    runs
 }
 
 /// 13 to 19 ASCII digits passing the Luhn check.
@@ -254,6 +316,75 @@ mod tests {
         );
         // Two separators in a row end a run: "4580  4580…" is two runs of at most 12 digits.
         assert!(find_card_numbers(&json!("4580  4580 4580 4580")).is_empty());
+    }
+
+    #[test]
+    fn uuids_are_not_card_numbers() {
+        // Each of these was flagged before UUIDs were told apart: the nil UUID's zeros pass
+        // Luhn, `80960213-6648-0783-…` has all-digit groups whose first 16 digits pass, and
+        // `61287386-6165-4c2a-…` has a 13-digit stretch `61287386 6165 4` that passes.
+        for uuid in [
+            "00000000-0000-0000-0000-000000000000",
+            "80960213-6648-0783-0683-977905863653",
+            "61287386-6165-4c2a-b53a-ef511f8ffec2",
+            "3f2a9c1e-7d4a-2869-2499-751048221230",
+            "{80960213-6648-0783-0683-977905863653}",
+            "urn:uuid:00000000-0000-0000-0000-000000000000",
+            " 80960213-6648-0783-0683-977905863653 ",
+        ] {
+            assert!(find_card_numbers(&json!(uuid)).is_empty(), "{uuid}");
+        }
+        let body = json!({"vendor_id": uuid::Uuid::nil(), "run": uuid::Uuid::nil().to_string()});
+        assert!(find_card_numbers(&body).is_empty());
+    }
+
+    #[test]
+    fn uuids_inside_text_are_not_card_numbers() {
+        for text in [
+            // All-digit groups shaped 8-4-4-4-12 with dashes.
+            "run 80960213-6648-0783-0683-977905863653 is stuck",
+            "runs 00000000-0000-0000-0000-000000000000, 80960213-6648-0783-0683-977905863653",
+            // Digit groups glued by dashes to hex groups: `7601 8955 5979 7114` would pass, but
+            // it is the tail of one token.
+            "see 3f2a9c1e-7d4a-2869-2499-751048221230 please",
+            "see 61287386-6165-4c2a-b53a-ef511f8ffec2 please",
+            "key=3f2a9c1e-7d41-6252-7601-895559797114;",
+        ] {
+            assert!(find_card_numbers(&json!(text)).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn card_numbers_typed_in_text_are_still_found_next_to_punctuation() {
+        for text in [
+            "card 4580 4580 4580 4580 exp 12/27",
+            "card: 4580-4580-4580-4580.",
+            "(4111111111111111)",
+            "כרטיס 4580458045804580 תוקף 12/27",
+            "4580 4580 4580 4580\nthanks",
+            "#4580-4580-4580-4580",
+        ] {
+            assert_eq!(find_card_numbers(&json!(text)), vec![""], "{text}");
+        }
+        // Separated from a UUID by a space, a card is still a card.
+        assert_eq!(
+            find_card_numbers(&json!(
+                "00000000-0000-0000-0000-000000000000 4580 4580 4580 4580"
+            )),
+            vec![""]
+        );
+    }
+
+    #[test]
+    fn a_card_number_glued_to_a_word_is_taken_for_part_of_a_token() {
+        // The documented price of not refusing identifiers: these are not recognised.
+        for text in [
+            "order4580458045804580",
+            "4580458045804580x",
+            "ref-4580-4580-4580-4580",
+        ] {
+            assert!(find_card_numbers(&json!(text)).is_empty(), "{text}");
+        }
     }
 
     proptest! {

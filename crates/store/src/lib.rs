@@ -5,9 +5,20 @@
 //! It must not call providers or other services, must not decide workflow logic (that is the
 //! engine's), and must never log or return secret values in clear text.
 
+pub mod admin;
+pub mod attempts;
+pub mod history;
+pub mod idempotency;
 pub mod marketplaces;
+pub mod outbox;
+pub mod provider_records;
+pub mod run_queries;
+pub mod runs;
+pub mod secrets;
+pub mod signals;
 pub mod tokens;
 pub mod vendors;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -51,3 +51,15 @@ pub async fn find_by_name(
     .await?;
     Ok(found)
 }
+
+/// The oldest `limit` marketplaces, oldest first; the CLI uses it to pick the only marketplace
+/// when no `--marketplace` is given (asking for two tells "exactly one" from "several").
+pub async fn list(conn: &mut PgConnection, limit: i64) -> Result<Vec<Marketplace>, StoreError> {
+    let found = sqlx::query_as::<_, Marketplace>(
+        "SELECT id, name FROM vendorflow.marketplaces ORDER BY created_at, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(found)
+}

@@ -1,0 +1,77 @@
+//! The API's only doors into the engine: enqueue a run and send a signal, both inside the
+//! request's transaction, and the mapping of engine errors to problems.
+
+use domain::run::{Actor, ActorKind, RunId};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::Caller;
+
+/// The actor recorded in history for a request made with `caller`'s token.
+pub(crate) fn actor(caller: Caller) -> Actor {
+    let kind = match caller.0.role {
+        store::tokens::Role::Backend => ActorKind::Backend,
+        store::tokens::Role::Viewer | store::tokens::Role::Operator => ActorKind::Operator,
+    };
+    Actor::new(kind, format!("token:{}", caller.0.token_id))
+}
+
+impl From<engine::EngineError> for ApiError {
+    fn from(error: engine::EngineError) -> Self {
+        use engine::EngineError;
+        match error {
+            EngineError::RunNotFound(_) => ApiError::NotFound("run"),
+            EngineError::RunEnded(..) | EngineError::Transition(_) => {
+                ApiError::Conflict(error.to_string())
+            }
+            EngineError::UnknownSignal { .. } | EngineError::UnknownStep { .. } => {
+                ApiError::BadRequest(error.to_string())
+            }
+            EngineError::ReasonRequired => ApiError::BadRequest("a reason is required".to_owned()),
+            EngineError::Database(sqlx::Error::PoolTimedOut) => ApiError::Unavailable,
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Enqueues a run of `workflow` for `subject_id` in the caller's transaction.
+pub(crate) async fn run(
+    state: &AppState,
+    conn: &mut PgConnection,
+    workflow: &str,
+    caller: Caller,
+    subject_id: Uuid,
+    input: Value,
+) -> Result<Uuid, ApiError> {
+    let mut new = engine::NewRun::new(workflow, input);
+    new.marketplace_id = Some(caller.marketplace_id());
+    new.subject_id = Some(subject_id);
+    new.actor = actor(caller);
+    let id: RunId = engine::enqueue(conn, new, &state.definitions).await?;
+    Ok(id.0)
+}
+
+/// Sends signal `name` to run `id` in the caller's transaction.
+pub(crate) async fn signal(
+    conn: &mut PgConnection,
+    caller: Caller,
+    id: Uuid,
+    name: &str,
+    payload: Value,
+    reason: Option<String>,
+) -> Result<(), ApiError> {
+    let reason = reason.unwrap_or_else(|| format!("signal `{name}` sent through the API"));
+    engine::ops::signal(
+        conn,
+        RunId::from(id),
+        name,
+        payload,
+        &actor(caller),
+        &reason,
+    )
+    .await?;
+    Ok(())
+}

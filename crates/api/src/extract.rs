@@ -1,0 +1,155 @@
+//! Request extractors: the bearer token, the JSON body, the caller's language and the
+//! idempotency key. Each refuses bad input with a clear problem, never a 500.
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use domain::errors::Lang;
+use secrecy::SecretString;
+use store::tokens::{Role, TokenOwner};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The authenticated caller: a token of one marketplace with one role.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub TokenOwner);
+
+impl Caller {
+    /// The caller's marketplace: every query is scoped to it.
+    pub fn marketplace_id(&self) -> uuid::Uuid {
+        self.0.marketplace_id
+    }
+
+    /// Refuses with 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(match roles {
+                [Role::Backend] => "only a backend token may do this",
+                _ if roles.contains(&Role::Operator) && !roles.contains(&Role::Viewer) => {
+                    "only a backend or operator token may do this"
+                }
+                _ => "this token's role may not do this",
+            }))
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let header_value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized)?;
+        let text = header_value.to_str().map_err(|_| ApiError::Unauthorized)?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let token = SecretString::from(token.to_owned());
+        let mut conn = state.pool.acquire().await?;
+        let owner = store::tokens::authenticate(&mut conn, &token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Caller(owner))
+    }
+}
+
+/// The language of error messages, from `Accept-Language` (Hebrew or English).
+#[derive(Debug, Clone, Copy)]
+pub struct Language(pub Lang);
+
+impl<S: Send + Sync> FromRequestParts<S> for Language {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let lang = parts
+            .headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok())
+            .map(Lang::from_accept_language)
+            .unwrap_or(Lang::En);
+        Ok(Language(lang))
+    }
+}
+
+/// The optional `Idempotency-Key` header (1–255 visible ASCII characters).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|key| {
+                (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters".to_owned(),
+                )
+            })?;
+        Ok(IdempotencyKey(Some(key.to_owned())))
+    }
+}
+
+/// A JSON body, parsed to a `serde_json::Value` so that field errors come from the domain parser
+/// (all of them at once) rather than from a serde derive (first error only).
+#[derive(Debug)]
+pub struct JsonBody(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest("the body could not be read".to_owned())
+                }
+            })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
+            ApiError::BadRequest(format!(
+                "the body is not valid JSON (line {}, column {})",
+                error.line(),
+                error.column()
+            ))
+        })?;
+        Ok(JsonBody(value))
+    }
+}

@@ -1,0 +1,59 @@
+//! The HTTP surface of vendorflow (axum): the marketplace API under `/v1`, health checks, and the
+//! OpenAPI document with its reference page.
+//!
+//! This crate owns request parsing (input becomes domain types at this edge, or a 422 naming each
+//! bad field), authentication and marketplace scoping of every query, idempotency keys, and the
+//! one error shape (`application/problem+json`). It must not know what workflow steps do (it only
+//! enqueues runs and reads them), must not call providers, and must never answer with a secret,
+//! SQL text or a stack trace.
+
+mod enqueue;
+mod error;
+mod extract;
+mod idempotent;
+pub mod onboarding;
+mod openapi;
+mod routes;
+mod secrets;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
+use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
+pub use error::ApiError;
+
+/// The largest request body accepted, in bytes. Vendor applications are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// The workflow definitions new runs are started with.
+    pub definitions: Arc<engine::Definitions>,
+    /// The master keys that encrypt secrets arriving in requests (bank account numbers).
+    pub keyring: Arc<store::secrets::Keyring>,
+}
+
+/// Builds the whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = routes::openapi_router().split_for_parts();
+    let spec = Arc::new(spec);
+    api.merge(openapi::router(spec))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(routes::panic_response))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::COOKIE,
+            HeaderName::from_static("idempotency-key"),
+        ]))
+        .with_state(state)
+}

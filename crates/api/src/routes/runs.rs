@@ -1,0 +1,356 @@
+//! Runs: read one (status, steps with attempts and errors, history), list them with filters and a
+//! cursor, and send a signal to one. Every query is scoped to the caller's marketplace.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use store::run_queries::{RunCursor, RunFilter};
+use store::runs::RunRow;
+use store::tokens::Role;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Caller, IdempotencyKey, JsonBody};
+
+/// A run as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunView {
+    id: Uuid,
+    workflow: String,
+    workflow_version: i32,
+    /// `pending`, `running`, `waiting`, `paused`, `succeeded`, `failed` or `cancelled`.
+    status: String,
+    /// For a succeeded run: `completed`, or a business outcome such as `declined`.
+    outcome: Option<String>,
+    /// Why the run is paused or failed.
+    status_reason: Option<String>,
+    vendor_id: Option<Uuid>,
+    current_step: String,
+    attempt: i32,
+    next_run_at: Option<DateTime<Utc>>,
+    last_error: Option<Value>,
+    /// Non-secret outputs of the steps so far.
+    context: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<RunRow> for RunView {
+    fn from(run: RunRow) -> Self {
+        RunView {
+            id: run.id,
+            workflow: run.workflow,
+            workflow_version: run.workflow_version,
+            status: run.status,
+            outcome: run.outcome,
+            status_reason: run.status_reason,
+            vendor_id: run.subject_id,
+            current_step: run.step_name,
+            attempt: run.attempt,
+            next_run_at: run.next_run_at,
+            last_error: run.last_error,
+            context: run.context,
+            created_at: run.created_at,
+            updated_at: run.updated_at,
+            finished_at: run.finished_at,
+        }
+    }
+}
+
+/// One try of a step.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AttemptView {
+    step: String,
+    attempt: i32,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    /// `succeeded`, `retryable`, `fatal`, `unknown`, … or null while in flight.
+    outcome: Option<String>,
+    /// The error envelope `{code, message, retryable, details}`.
+    error: Option<Value>,
+    duration_ms: Option<i64>,
+}
+
+/// One event of a run's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EventView {
+    at: DateTime<Utc>,
+    kind: String,
+    step: Option<String>,
+    attempt: Option<i32>,
+    actor: String,
+    reason: Option<String>,
+    data: Option<Value>,
+}
+
+/// A run with its attempts and history.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunDetail {
+    #[serde(flatten)]
+    run: RunView,
+    attempts: Vec<AttemptView>,
+    history: Vec<EventView>,
+}
+
+/// Read a run: status, steps with attempts and errors, and its history.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
+    params(("id" = Uuid, Path, description = "The run's id")),
+    responses((status = 200, body = RunDetail),
+              (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunDetail>, ApiError> {
+    let id = parse_id(&id, "run")?;
+    let mut conn = state.pool.acquire().await?;
+    let run = store::run_queries::find(&mut conn, caller.marketplace_id(), id)
+        .await?
+        .ok_or(ApiError::NotFound("run"))?;
+    let attempts = store::attempts::list_for_run(&mut conn, id)
+        .await?
+        .into_iter()
+        .map(|attempt| AttemptView {
+            step: attempt.step_name,
+            attempt: attempt.attempt,
+            started_at: attempt.started_at,
+            finished_at: attempt.finished_at,
+            outcome: attempt.outcome,
+            error: attempt.error,
+            duration_ms: attempt.duration_ms,
+        })
+        .collect();
+    let history = store::history::list_for_run(&mut conn, id)
+        .await?
+        .into_iter()
+        .map(|event| EventView {
+            at: event.at,
+            kind: event.kind,
+            step: event.step_name,
+            attempt: event.attempt,
+            actor: format!("{}:{}", event.actor_kind, event.actor_id),
+            reason: event.reason,
+            data: event.data,
+        })
+        .collect();
+    Ok(Json(RunDetail {
+        run: RunView::from(run),
+        attempts,
+        history,
+    }))
+}
+
+/// Filters and paging of `GET /v1/runs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListRunsQuery {
+    /// Only this workflow, e.g. `vendor_onboarding`.
+    workflow: Option<String>,
+    /// Only this status.
+    status: Option<String>,
+    /// Only runs currently at this step.
+    step: Option<String>,
+    /// Only runs of this vendor.
+    vendor_id: Option<String>,
+    /// Only runs created at or after this time (RFC 3339).
+    created_from: Option<String>,
+    /// Only runs created before this time (RFC 3339).
+    created_to: Option<String>,
+    /// Only unfinished runs unchanged for this many minutes.
+    stuck_minutes: Option<String>,
+    /// Page size, 1–200 (default 50).
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunPage {
+    runs: Vec<RunView>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+const STATUSES: [&str; 7] = [
+    "pending",
+    "running",
+    "waiting",
+    "paused",
+    "succeeded",
+    "failed",
+    "cancelled",
+];
+
+fn parse_time(value: Option<String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|time| time.with_timezone(&Utc))
+                .map_err(|_| ApiError::BadRequest(format!("{name} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+fn parse_number<T>(
+    value: Option<String>,
+    name: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<Option<T>, ApiError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    value
+        .map(|text| {
+            text.parse::<T>()
+                .ok()
+                .filter(|number| range.contains(number))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "{name} must be a number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ))
+                })
+        })
+        .transpose()
+}
+
+pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
+    // A malformed id cannot name anything: answer as for an unknown one.
+    Uuid::try_parse(text).map_err(|_| ApiError::NotFound(what))
+}
+
+/// List runs, newest first, with filters and a cursor.
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListRunsQuery),
+    responses((status = 200, body = RunPage),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListRunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RunPage>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    if let Some(status) = &query.status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status must be one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    let subject_id = query
+        .vendor_id
+        .map(|text| {
+            Uuid::try_parse(&text)
+                .map_err(|_| ApiError::BadRequest("vendor_id must be a uuid".to_owned()))
+        })
+        .transpose()?;
+    let filter = RunFilter {
+        workflow: query.workflow,
+        status: query.status,
+        step: query.step,
+        subject_id,
+        created_from: parse_time(query.created_from, "created_from")?,
+        created_to: parse_time(query.created_to, "created_to")?,
+        stuck_minutes: parse_number(query.stuck_minutes, "stuck_minutes", 1..=525_600)?,
+    };
+    let limit: i64 = parse_number(query.limit, "limit", 1..=200)?.unwrap_or(50);
+    let cursor = query
+        .cursor
+        .map(|text| {
+            RunCursor::decode(&text)
+                .ok_or_else(|| ApiError::BadRequest("cursor is not valid".to_owned()))
+        })
+        .transpose()?;
+    let mut conn = state.pool.acquire().await?;
+    let rows = store::run_queries::list(
+        &mut conn,
+        caller.marketplace_id(),
+        &filter,
+        cursor,
+        limit + 1,
+    )
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    let runs: Vec<RunRow> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = if has_more {
+        runs.last().map(|run| {
+            RunCursor {
+                created_at: run.created_at,
+                id: run.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Json(RunPage {
+        runs: runs.into_iter().map(RunView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Send a signal to a run (e.g. `terminal_approved`). A signal sent before the run reaches its
+/// wait is kept and consumed when it gets there.
+#[utoipa::path(post, path = "/v1/runs/{id}/signals/{name}", tag = "runs",
+    params(("id" = Uuid, Path, description = "The run's id"),
+           ("name" = String, Path, description = "The signal's name"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer")),
+    request_body(content = Object, description = "Optional JSON payload, at most 64 KiB, e.g. {\"reason\": \"approved by Upay\"}"),
+    responses((status = 202, description = "The signal is recorded"),
+              (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
+              (status = 409, description = "The run has finished", content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn send_signal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(payload): JsonBody,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Backend, Role::Operator])?;
+    let id = parse_id(&id, "run")?;
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(ApiError::BadRequest(
+            "the signal name must be 1 to 64 characters of a-z, 0-9 and _".to_owned(),
+        ));
+    }
+    let reason = payload
+        .get("reason")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut tx = state.pool.begin().await?;
+    let path = format!("/v1/runs/{id}/signals/{name}");
+    if let Some(key) = &key
+        && let Some(replayed) =
+            crate::idempotent::claim(&mut tx, caller.marketplace_id(), key, &path, &payload).await?
+    {
+        return Ok(replayed);
+    }
+    store::run_queries::find(&mut tx, caller.marketplace_id(), id)
+        .await?
+        .ok_or(ApiError::NotFound("run"))?;
+    crate::enqueue::signal(&mut tx, caller, id, &name, payload, reason).await?;
+    let answer = json!({"run_id": id, "signal": name, "status": "accepted"});
+    if let Some(key) = &key {
+        store::idempotency::save_response(&mut tx, caller.marketplace_id(), key, 202, &answer)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}

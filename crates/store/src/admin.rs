@@ -1,0 +1,383 @@
+//! What the operators' dashboard and admin API read and record beyond the engine's tables: the
+//! append-only audit log, dashboard sessions, and listings scoped to one marketplace (vendors,
+//! a page of runs oldest first, a vendor's charges and documents, dead letters per endpoint).
+//!
+//! Sessions are stored by the SHA-256 of their id (hashed by the caller); nothing here holds a
+//! bearer token or a secret value.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::provider_records::{DocumentRecord, PaymentRecord};
+use crate::run_queries::{RunCursor, RunFilter};
+use crate::runs::RunRow;
+
+// ----- Audit log. -----
+
+/// One audit entry to append.
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry<'a> {
+    pub marketplace_id: Uuid,
+    pub token_id: Uuid,
+    /// `viewer` or `operator`.
+    pub role: &'a str,
+    /// `dashboard` or `api`.
+    pub channel: &'a str,
+    /// What was done, e.g. `resume`, `retry_now`, `supply_api_keys`, `replay_delivery`.
+    pub action: &'a str,
+    /// `run`, `vendor`, `delivery` or `session`.
+    pub target_kind: &'a str,
+    pub target_id: Option<Uuid>,
+    pub reason: Option<&'a str>,
+    /// `ok` or `refused`.
+    pub result: &'a str,
+    pub detail: Option<&'a str>,
+    /// Non-secret details.
+    pub data: Option<Value>,
+}
+
+/// An audit entry as stored.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub token_id: Uuid,
+    pub role: String,
+    pub channel: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: Option<Uuid>,
+    pub reason: Option<String>,
+    pub result: String,
+    pub detail: Option<String>,
+    pub data: Option<Value>,
+}
+
+/// Appends an audit entry and returns its id.
+pub async fn append_audit(
+    conn: &mut PgConnection,
+    entry: &NewAuditEntry<'_>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO vendorflow.admin_audit
+            (marketplace_id, token_id, role, channel, action, target_kind, target_id, reason,
+             result, detail, data)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING id",
+    )
+    .bind(entry.marketplace_id)
+    .bind(entry.token_id)
+    .bind(entry.role)
+    .bind(entry.channel)
+    .bind(entry.action)
+    .bind(entry.target_kind)
+    .bind(entry.target_id)
+    .bind(entry.reason)
+    .bind(entry.result)
+    .bind(entry.detail)
+    .bind(&entry.data)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries about this run, vendor or delivery.
+    pub target_id: Option<Uuid>,
+    /// Only this action.
+    pub action: Option<String>,
+}
+
+/// A marketplace's audit entries, newest first, at most `limit`, older than entry `before`.
+pub async fn list_audit(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    filter: &AuditFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, at, token_id, role, channel, action, target_kind, target_id, reason, result,
+                detail, data
+         FROM vendorflow.admin_audit
+         WHERE marketplace_id = $1
+           AND ($2::uuid IS NULL OR target_id = $2)
+           AND ($3::text IS NULL OR action = $3)
+           AND ($4::bigint IS NULL OR id < $4)
+         ORDER BY id DESC
+         LIMIT $5",
+    )
+    .bind(marketplace_id)
+    .bind(filter.target_id)
+    .bind(filter.action.as_deref())
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+// ----- Dashboard sessions. -----
+
+/// A session to create.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// SHA-256 of the session id the cookie carries.
+    pub id_hash: &'a [u8],
+    pub token_id: Uuid,
+    pub marketplace_id: Uuid,
+    /// `viewer` or `operator`.
+    pub role: &'a str,
+    pub csrf_token: &'a str,
+    /// How long the session lasts, in seconds.
+    pub ttl_seconds: i64,
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRow {
+    pub token_id: Uuid,
+    pub marketplace_id: Uuid,
+    pub role: String,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Creates a session.
+pub async fn create_session(
+    conn: &mut PgConnection,
+    session: &NewSession<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO vendorflow.admin_sessions
+            (id_hash, token_id, marketplace_id, role, csrf_token, expires_at)
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
+    )
+    .bind(session.id_hash)
+    .bind(session.token_id)
+    .bind(session.marketplace_id)
+    .bind(session.role)
+    .bind(session.csrf_token)
+    .bind(session.ttl_seconds as f64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The session with this id hash, if it has not expired and its token is not revoked.
+pub async fn find_session(
+    conn: &mut PgConnection,
+    id_hash: &[u8],
+) -> Result<Option<SessionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.token_id, s.marketplace_id, s.role, s.csrf_token, s.expires_at
+         FROM vendorflow.admin_sessions s
+         JOIN vendorflow.api_tokens t ON t.id = s.token_id
+         WHERE s.id_hash = $1 AND s.expires_at > now() AND t.revoked_at IS NULL",
+    )
+    .bind(id_hash)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Deletes a session (sign-out); true when it existed.
+pub async fn delete_session(conn: &mut PgConnection, id_hash: &[u8]) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM vendorflow.admin_sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes expired sessions; returns how many.
+pub async fn delete_expired_sessions(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM vendorflow.admin_sessions WHERE expires_at <= now()")
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+// ----- Runs. -----
+
+/// Lists a marketplace's runs oldest first, at most `limit`, after `cursor` (the mirror of
+/// [`crate::run_queries::list`], served by the same indexes scanned forward).
+pub async fn list_runs_oldest_first(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    filter: &RunFilter,
+    cursor: Option<RunCursor>,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    sqlx::query_as::<_, RunRow>(concat!(
+        "SELECT ",
+        crate::runs::run_columns!(),
+        " FROM vendorflow.runs r
+         WHERE r.marketplace_id = $1
+           AND ($2::text IS NULL OR r.workflow = $2)
+           AND ($3::text IS NULL OR r.status = $3)
+           AND ($4::text IS NULL OR r.step_name = $4)
+           AND ($5::uuid IS NULL OR r.subject_id = $5)
+           AND ($6::timestamptz IS NULL OR r.created_at >= $6)
+           AND ($7::timestamptz IS NULL OR r.created_at < $7)
+           AND ($8::int IS NULL OR (r.finished_at IS NULL
+                AND r.updated_at < now() - make_interval(mins => $8)))
+           AND ($9::timestamptz IS NULL OR (r.created_at, r.id) > ($9, $10))
+         ORDER BY r.created_at, r.id
+         LIMIT $11"
+    ))
+    .bind(marketplace_id)
+    .bind(&filter.workflow)
+    .bind(&filter.status)
+    .bind(&filter.step)
+    .bind(filter.subject_id)
+    .bind(filter.created_from)
+    .bind(filter.created_to)
+    .bind(filter.stuck_minutes)
+    .bind(cursor.map(|cursor| cursor.created_at))
+    .bind(cursor.map(|cursor| cursor.id))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+// ----- Vendors. -----
+
+/// Which vendors to list.
+#[derive(Debug, Clone, Default)]
+pub struct VendorFilter {
+    /// An external id or corporate number (exact), or part of the legal name.
+    pub search: Option<String>,
+    /// Only this onboarding state.
+    pub onboarding_state: Option<String>,
+}
+
+/// A vendor as the vendors list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct VendorSummary {
+    pub id: Uuid,
+    pub external_id: String,
+    pub legal_name: String,
+    pub mode: String,
+    pub onboarding_state: String,
+    pub provider_company_id: Option<i64>,
+    /// From the provider account, when the steps recorded one.
+    pub keys_state: Option<String>,
+    pub terminal_state: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a vendors page starts: strictly after this (created_at, id) in newest-first order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VendorCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// A marketplace's vendors, newest first, at most `limit`, after `cursor`.
+pub async fn list_vendors(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    filter: &VendorFilter,
+    cursor: Option<VendorCursor>,
+    limit: i64,
+) -> Result<Vec<VendorSummary>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT v.id, v.external_id, v.legal_name, v.mode, v.onboarding_state,
+                v.provider_company_id, a.keys_state, a.terminal_state, v.created_at
+         FROM vendorflow.vendors v
+         LEFT JOIN vendorflow.vendor_provider_accounts a ON a.vendor_id = v.id
+         WHERE v.marketplace_id = $1
+           AND ($2::text IS NULL OR v.external_id = $2 OR v.corporate_number = $2
+                OR v.legal_name ILIKE '%' || replace(replace(replace($2, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')
+           AND ($3::text IS NULL OR v.onboarding_state = $3)
+           AND ($4::timestamptz IS NULL OR (v.created_at, v.id) < ($4, $5))
+         ORDER BY v.created_at DESC, v.id DESC
+         LIMIT $6",
+    )
+    .bind(marketplace_id)
+    .bind(filter.search.as_deref())
+    .bind(filter.onboarding_state.as_deref())
+    .bind(cursor.map(|c| c.created_at))
+    .bind(cursor.map(|c| c.id))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// The external id and legal name of each of `ids` that belongs to the marketplace.
+pub async fn vendor_labels(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, external_id, legal_name FROM vendorflow.vendors
+         WHERE marketplace_id = $1 AND id = ANY($2)",
+    )
+    .bind(marketplace_id)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// A vendor's charges, newest first, at most `limit`.
+pub async fn payments_for_vendor(
+    conn: &mut PgConnection,
+    vendor_id: Uuid,
+    limit: i64,
+) -> Result<Vec<PaymentRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, vendor_id, run_id, order_id, provider_company_id, provider_payment_id, approved,
+                amount_agorot, auth_number, card_last4, decline_code, decline_description,
+                provider_document_id, created_at
+         FROM vendorflow.vendor_payments WHERE vendor_id = $1
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(vendor_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// A vendor's documents, newest first, at most `limit`.
+pub async fn documents_for_vendor(
+    conn: &mut PgConnection,
+    vendor_id: Uuid,
+    limit: i64,
+) -> Result<Vec<DocumentRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, vendor_id, run_id, source, reference, provider_company_id, provider_document_id,
+                document_number, document_type, total_agorot, download_url, created_at
+         FROM vendorflow.vendor_documents WHERE vendor_id = $1
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(vendor_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+// ----- Webhooks. -----
+
+/// How many deliveries of each endpoint of the marketplace are pending and dead. Delivered ones
+/// are not counted: only these two sets have partial indexes, so the count stays cheap.
+pub async fn delivery_backlog(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+) -> Result<Vec<(Uuid, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT e.id,
+                (SELECT count(*) FROM vendorflow.webhook_deliveries d
+                  WHERE d.endpoint_id = e.id AND d.status = 'pending'),
+                (SELECT count(*) FROM vendorflow.webhook_deliveries d
+                  WHERE d.marketplace_id = $1 AND d.endpoint_id = e.id AND d.status = 'dead')
+         FROM vendorflow.webhook_endpoints e
+         WHERE e.marketplace_id = $1
+         ORDER BY e.id",
+    )
+    .bind(marketplace_id)
+    .fetch_all(&mut *conn)
+    .await
+}
