@@ -2,11 +2,13 @@
 //! crate. It is the only place that knows everything: it reads settings, registers the steps'
 //! handlers with the engine, mounts the API, and starts the sandbox in development.
 
+mod app;
+mod cli;
 mod settings;
 mod telemetry;
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -27,6 +29,27 @@ struct Cli {
 enum Commands {
     /// Apply the database migrations.
     Migrate,
+    /// Run everything: the HTTP API, a worker, the scheduler and the webhook relay.
+    Serve,
+    /// Run the HTTP API only.
+    Api,
+    /// Run a worker, the scheduler and the webhook relay (no HTTP API).
+    Worker,
+    /// Benchmark the engine: five-step workflows with no-op handlers against the database.
+    Bench {
+        /// Workflows in the load phase.
+        #[arg(long, default_value_t = 20_000)]
+        workflows: usize,
+        /// Worker loops.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Manage the master keys of encrypted secrets.
+    #[command(subcommand)]
+    Keys(KeyCommands),
+    /// Manage webhook endpoints of a marketplace.
+    #[command(subcommand)]
+    Webhooks(WebhookCommands),
     /// Development mode: a local PostgreSQL under .data/ when no database URL is set, migrations,
     /// a development marketplace and token.
     Dev,
@@ -48,6 +71,47 @@ enum Commands {
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokenCommands),
+    /// See runs and act on them: list, show, retry, resume, cancel, pause, signal.
+    #[command(subcommand)]
+    Runs(cli::runs::RunCommands),
+    /// Manage vendors.
+    #[command(subcommand)]
+    Vendors(VendorCommands),
+    /// Onboard sample vendors into a running instance (`make run`) over HTTP and show their
+    /// progress live, approving clearing vendors' terminals as the acquirer would.
+    Demo(cli::demo::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum VendorCommands {
+    /// Onboard the vendors of a CSV file, as POST /v1/onboardings would; exits 2 when some rows
+    /// were rejected (see --help for the columns).
+    Import(cli::import::ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommands {
+    /// Print a new random master key (base64) for VENDORFLOW_MASTER_KEY.
+    Generate,
+    /// Re-wrap every data key under the current master key (VENDORFLOW_MASTER_KEY); older keys
+    /// are read from VENDORFLOW_PREVIOUS_MASTER_KEYS. Safe to re-run.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommands {
+    /// Register an endpoint; prints its id and its signing secret (once).
+    Create {
+        /// The marketplace whose events are sent.
+        #[arg(long)]
+        marketplace: uuid::Uuid,
+        /// The endpoint's URL (https; plain http only to localhost in development).
+        #[arg(long)]
+        url: String,
+        /// Only these event types (repeatable); all events when absent.
+        #[arg(long = "event")]
+        events: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,17 +145,112 @@ enum TokenCommands {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let settings = Settings::load()?;
     telemetry::init(settings.log_format, &settings.log_filter);
     match cli.command {
+        Commands::Runs(command) => {
+            let pool = connect(&settings).await?;
+            let mut conn = pool.acquire().await?;
+            cli::runs::run(command, &mut conn, |flag| cli::actor(flag, &settings)).await?;
+        }
+        Commands::Vendors(VendorCommands::Import(args)) => {
+            let pool = connect(&settings).await?;
+            let actor = cli::actor(args.actor.as_deref(), &settings);
+            let wiring = async || {
+                // The same keyring and definitions as `serve`, so imported runs pin the very
+                // definition the workers load and bank accounts are encrypted under its key.
+                let keyring = keyring(&settings)?;
+                let provider = provider(&settings)?;
+                let wiring = app::build(pool.clone(), keyring, provider, &settings.workflows_dir)?;
+                Ok((wiring.definitions, wiring.keyring))
+            };
+            return cli::import::run(args, pool.clone(), actor, wiring).await;
+        }
+        Commands::Demo(args) => {
+            let api = args
+                .api
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.listen));
+            let token = match (&args.token, &settings.api_token) {
+                (Some(token), _) => SecretString::from(token.clone()),
+                (None, Some(token)) => token.clone(),
+                (None, None) => bail!(
+                    "--token: a backend or operator token is required (`vendorflow dev` prints                      one; or set VENDORFLOW_TOKEN)"
+                ),
+            };
+            cli::demo::run(args, api, token).await?;
+        }
         Commands::Migrate => {
             let pool = connect(&settings).await?;
             store::migrate(&pool).await.context("migrating")?;
             println!("migrations applied");
         }
         Commands::Dev => dev(settings).await?,
+        Commands::Serve => run_parts(settings, Parts::All).await?,
+        Commands::Api => run_parts(settings, Parts::ApiOnly).await?,
+        Commands::Worker => run_parts(settings, Parts::WorkerOnly).await?,
+        Commands::Bench { workflows, workers } => {
+            let pool = connect(&settings).await?;
+            store::migrate(&pool).await.context("migrating")?;
+            let options = engine::bench::BenchOptions {
+                workflows,
+                workers,
+                ..engine::bench::BenchOptions::default()
+            };
+            let report = engine::bench::run(pool, options).await?;
+            println!("{report}");
+        }
+        Commands::Keys(KeyCommands::Generate) => {
+            println!(
+                "{}",
+                store::secrets::MasterKey::generate()
+                    .to_base64()
+                    .expose_secret()
+            );
+        }
+        Commands::Keys(KeyCommands::Rotate) => {
+            let keyring = keyring(&settings)?;
+            let pool = connect(&settings).await?;
+            let report = store::secrets::rotate(&pool, &keyring).await?;
+            println!(
+                "re-wrapped {} secret(s) under {}",
+                report.rewrapped, report.key_id
+            );
+            if !report.is_complete() {
+                bail!(
+                    "{} secret(s) use an unknown master key and {} failed: set \
+                     VENDORFLOW_PREVIOUS_MASTER_KEYS to the old keys and run again",
+                    report.unknown_key.len(),
+                    report.failed.len()
+                );
+            }
+        }
+        Commands::Webhooks(WebhookCommands::Create {
+            marketplace,
+            url,
+            events,
+        }) => {
+            let keyring = keyring(&settings)?;
+            let pool = connect(&settings).await?;
+            let mut conn = pool.acquire().await?;
+            let events = (!events.is_empty()).then_some(events);
+            let created = store::webhooks::create_endpoint(
+                &mut conn,
+                &keyring,
+                marketplace,
+                &url,
+                events.as_deref(),
+            )
+            .await
+            .context("--url / --marketplace")?;
+            eprintln!(
+                "endpoint {} (keep the secret below; it is shown once)",
+                created.id
+            );
+            println!("{}", created.secret.expose_secret());
+        }
         Commands::Sandbox {
             listen,
             terminal_approval,
@@ -163,7 +322,7 @@ async fn main() -> anyhow::Result<()> {
             println!("revoked {id}");
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Connects to the configured database, failing with the variable to set.
@@ -197,13 +356,119 @@ fn start_local_postgres() -> anyhow::Result<String> {
     Ok(String::from_utf8(output.stdout)?.trim().to_owned())
 }
 
-/// `vendorflow dev`: everything on development defaults.
+/// The master keys from settings.
+fn keyring(settings: &Settings) -> anyhow::Result<store::secrets::Keyring> {
+    let Some(current) = &settings.master_key else {
+        bail!(
+            "VENDORFLOW_MASTER_KEY is not set: `vendorflow keys generate` prints a new one \
+             (`vendorflow dev` makes a development key by itself)"
+        );
+    };
+    let previous = settings
+        .previous_master_keys
+        .as_ref()
+        .map(|keys| keys.expose_secret().to_owned());
+    Ok(store::secrets::Keyring::from_config(
+        current.expose_secret(),
+        previous.as_deref(),
+    )?)
+}
+
+/// Which parts of the service a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    All,
+    ApiOnly,
+    WorkerOnly,
+}
+
+/// The provider settings, failing with the variables to set.
+fn provider(settings: &Settings) -> anyhow::Result<app::ProviderSettings> {
+    let (Some(base_url), Some(company_id), Some(api_key)) = (
+        &settings.provider_url,
+        settings.provider_company_id,
+        &settings.provider_api_key,
+    ) else {
+        bail!(
+            "VENDORFLOW_PROVIDER_URL, VENDORFLOW_PROVIDER_COMPANY_ID and \
+             VENDORFLOW_PROVIDER_API_KEY must be set (or use `vendorflow dev` with the sandbox)"
+        );
+    };
+    Ok(app::ProviderSettings {
+        base_url: base_url.clone(),
+        company_id,
+        api_key: api_key.clone(),
+        sandbox_extensions: settings.provider_sandbox_extensions,
+        request_timeout: settings.provider_timeout,
+    })
+}
+
+/// `serve`, `api` and `worker`.
+async fn run_parts(settings: Settings, parts: Parts) -> anyhow::Result<()> {
+    let keyring = keyring(&settings)?;
+    let provider = provider(&settings)?;
+    let pool = connect(&settings).await?;
+    let wiring = app::build(pool, keyring, provider, &settings.workflows_dir)?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    app::cancel_on_signal(shutdown.clone());
+    let listener = match parts {
+        Parts::WorkerOnly => None,
+        Parts::All | Parts::ApiOnly => Some(app::bind(settings.listen).await?),
+    };
+    tracing::info!(?parts, listen = %settings.listen, "vendorflow starting");
+    app::serve(
+        &wiring,
+        listener,
+        parts != Parts::ApiOnly,
+        &settings,
+        shutdown,
+    )
+    .await
+}
+
+/// The development master key under `.data/`, created on first use.
+fn dev_master_key() -> anyhow::Result<secrecy::SecretString> {
+    let path = PathBuf::from(".data/dev-master-key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    std::fs::create_dir_all(".data").context("creating .data/")?;
+    let key = store::secrets::MasterKey::generate().to_base64();
+    std::fs::write(&path, key.expose_secret()).context("writing .data/dev-master-key")?;
+    tracing::warn!(
+        "generated a DEVELOPMENT master key in .data/dev-master-key; never use it in production \
+         (set VENDORFLOW_MASTER_KEY)"
+    );
+    Ok(key)
+}
+
+/// `vendorflow dev`: everything on development defaults: the local PostgreSQL, the in-process
+/// sandbox as the provider, a development master key, a marketplace with tokens, and `serve`.
 async fn dev(mut settings: Settings) -> anyhow::Result<()> {
     if settings.database_url.is_none() {
         settings.database_url = Some(SecretString::from(start_local_postgres()?));
     }
+    if settings.master_key.is_none() {
+        settings.master_key = Some(dev_master_key()?);
+    }
     let pool = connect(&settings).await?;
     store::migrate(&pool).await.context("migrating")?;
+
+    // The sandbox as the provider, unless a provider is configured.
+    let _sandbox = if settings.provider_url.is_none() {
+        let config = sandbox::SandboxConfig::default();
+        settings.provider_company_id = Some(config.marketplace_company_id);
+        settings.provider_api_key = Some(SecretString::from(config.marketplace_api_key.clone()));
+        settings.provider_sandbox_extensions = true;
+        settings.webhooks_allow_private = true;
+        let handle = sandbox::spawn(config)
+            .await
+            .context("starting the sandbox")?;
+        settings.provider_url = Some(handle.base_url.clone());
+        Some(handle)
+    } else {
+        None
+    };
 
     let mut conn = pool.acquire().await?;
     let marketplace =
@@ -218,16 +483,29 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
         "dev",
     )
     .await?;
+    let operator = store::tokens::create(
+        &mut conn,
+        marketplace.id,
+        store::tokens::Role::Operator,
+        "dev",
+    )
+    .await?;
     drop(conn);
 
-    println!("vendorflow development instance");
-    println!("  database:     migrated");
-    println!("  marketplace:  {}", marketplace.id);
+    let base = format!("http://{}", settings.listen);
+    println!();
+    println!("vendorflow is running (development mode)");
+    println!("  API:            {base}   (reference: {base}/docs)");
     println!(
-        "  backend token (shown once): {}",
-        backend.token.expose_secret()
+        "  provider:       SUMIT sandbox at {}",
+        settings.provider_url.as_deref().unwrap_or("?")
     );
+    println!("  marketplace:    {}", marketplace.id);
+    println!("  backend token:  {}", backend.token.expose_secret());
+    println!("  operator token: {}", operator.token.expose_secret());
+    println!();
+    println!("Try it (see README.md, \"Quick start\"):");
+    println!("  export TOKEN={}", backend.token.expose_secret());
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    run_parts(settings, Parts::All).await
 }

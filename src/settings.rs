@@ -35,10 +35,6 @@ impl FromStr for LogFormat {
 
 /// Everything vendorflow can be configured with.
 #[derive(Debug)]
-#[expect(
-    dead_code,
-    reason = "the provider, key and worker settings are read once the engine and API are wired"
-)]
 pub struct Settings {
     /// The PostgreSQL URL (`VENDORFLOW_DATABASE_URL`, or `DATABASE_URL`). It may hold a password,
     /// so it is a secret. `None` lets `vendorflow dev` start the local cluster.
@@ -59,12 +55,30 @@ pub struct Settings {
     pub provider_api_key: Option<SecretString>,
     /// The master key that wraps data keys of encrypted secrets (`VENDORFLOW_MASTER_KEY`, base64 of 32 bytes).
     pub master_key: Option<SecretString>,
+    /// Older master keys still accepted for reading until `keys rotate` has run
+    /// (`VENDORFLOW_PREVIOUS_MASTER_KEYS`, comma-separated).
+    pub previous_master_keys: Option<SecretString>,
+    /// How long one provider request may take (`VENDORFLOW_PROVIDER_TIMEOUT`, e.g. `30s`); past it
+    /// a mutating call has an unknown outcome and is reconciled.
+    pub provider_timeout: Duration,
+    /// Whether the provider is the sandbox, whose documented extensions may then be used
+    /// (`VENDORFLOW_PROVIDER_SANDBOX_EXTENSIONS`, `true`/`false`; `dev` sets it).
+    pub provider_sandbox_extensions: bool,
+    /// Whether webhooks may go to private and loopback addresses
+    /// (`VENDORFLOW_WEBHOOKS_ALLOW_PRIVATE`; off in production as an SSRF defence, on in `dev`).
+    pub webhooks_allow_private: bool,
     /// How many steps one worker runs at once (`VENDORFLOW_WORKER_CONCURRENCY`).
     pub worker_concurrency: usize,
     /// How long in-flight steps may finish after SIGTERM (`VENDORFLOW_SHUTDOWN_GRACE`, e.g. `30s`).
     pub shutdown_grace: Duration,
     /// The folder of workflow definitions (`VENDORFLOW_WORKFLOWS_DIR`).
     pub workflows_dir: PathBuf,
+    /// A bearer token for the commands that call a running instance over HTTP, such as
+    /// `vendorflow demo` (`VENDORFLOW_TOKEN`; `--token` wins).
+    pub api_token: Option<SecretString>,
+    /// Who is at the command line, recorded as the actor of operators' actions taken with the
+    /// CLI when `--actor` is not given (the operating system's `USER`, or `LOGNAME`).
+    pub os_user: Option<String>,
 }
 
 /// Where values come from: the file's flat table, then the environment.
@@ -215,6 +229,16 @@ impl Settings {
             master_key: sources
                 .raw("master_key")
                 .map(|(text, _)| SecretString::from(text)),
+            previous_master_keys: sources
+                .raw("previous_master_keys")
+                .map(|(text, _)| SecretString::from(text)),
+            provider_timeout: sources
+                .duration("provider_timeout")?
+                .unwrap_or(Duration::from_secs(30)),
+            provider_sandbox_extensions: sources
+                .parse("provider_sandbox_extensions")?
+                .unwrap_or(false),
+            webhooks_allow_private: sources.parse("webhooks_allow_private")?.unwrap_or(false),
             worker_concurrency,
             shutdown_grace: sources
                 .duration("shutdown_grace")?
@@ -222,6 +246,16 @@ impl Settings {
             workflows_dir: sources
                 .parse("workflows_dir")?
                 .unwrap_or_else(|| PathBuf::from("workflows")),
+            api_token: sources
+                .raw("token")
+                .map(|(text, _)| text.trim().to_owned())
+                .filter(|token| !token.is_empty())
+                .map(SecretString::from),
+            os_user: ["USER", "LOGNAME"]
+                .iter()
+                .filter_map(|name| sources.env.get(*name))
+                .map(|user| user.trim().to_owned())
+                .find(|user| !user.is_empty()),
         })
     }
 }
@@ -300,12 +334,36 @@ mod tests {
             ("VENDORFLOW_PROVIDER_API_KEY", "canary-key-8d1f"),
             ("VENDORFLOW_MASTER_KEY", "canary-master-77"),
             ("DATABASE_URL", "postgres://u:canary-password@h/db"),
+            ("VENDORFLOW_TOKEN", "canary-token-5e2a"),
         ]))
         .unwrap();
         let shown = format!("{settings:?}");
-        for canary in ["canary-key-8d1f", "canary-master-77", "canary-password"] {
+        for canary in [
+            "canary-key-8d1f",
+            "canary-master-77",
+            "canary-password",
+            "canary-token-5e2a",
+        ] {
             assert!(!shown.contains(canary), "{canary} leaked: {shown}");
         }
+    }
+
+    #[test]
+    fn the_cli_actor_comes_from_the_os_user_and_the_token_from_its_variable() {
+        let settings = Settings::from_env_map(env(&[
+            ("LOGNAME", "dana"),
+            ("VENDORFLOW_TOKEN", " vf_backend_x "),
+        ]))
+        .unwrap();
+        assert_eq!(settings.os_user.as_deref(), Some("dana"));
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(settings.api_token.as_ref().unwrap()),
+            "vf_backend_x"
+        );
+        let settings =
+            Settings::from_env_map(env(&[("USER", "avi"), ("LOGNAME", "dana")])).unwrap();
+        assert_eq!(settings.os_user.as_deref(), Some("avi"));
+        assert!(Settings::from_env_map(env(&[])).unwrap().os_user.is_none());
     }
 
     #[test]

@@ -582,6 +582,17 @@ mod tests {
     }
 
     #[test]
+    fn uuids_in_a_charge_are_not_taken_for_card_numbers() {
+        // The digits of this UUID's first four groups pass Luhn, and so do the nil UUID's.
+        let id = "80960213-6648-0783-0683-977905863653";
+        let mut c = charge();
+        c.vendor_id = Uuid::parse_str(id).unwrap();
+        c.customer.external_id = Some(id.to_owned());
+        c.description = Some(format!("Order {} of buyer {id}", Uuid::nil()));
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
     fn an_invoice_receipt_needs_payments_that_equal_its_items() {
         let doc: DocumentInput = serde_json::from_value(json!({
             "vendor_id": Uuid::nil(),

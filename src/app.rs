@@ -1,0 +1,217 @@
+//! Wiring: the one place that knows every crate. It builds the engine's registry from the steps,
+//! loads the workflow definitions, and runs the API, the worker, the scheduler and the webhook
+//! relay on one runtime until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+
+/// What the running parts share.
+pub struct Wiring {
+    /// The database.
+    pub pool: PgPool,
+    /// The registry of handlers, polls, conditions and signals.
+    pub registry: Arc<engine::Registry>,
+    /// The loaded, validated workflow definitions.
+    pub definitions: Arc<engine::Definitions>,
+    /// The master keys.
+    pub keyring: Arc<store::secrets::Keyring>,
+}
+
+/// The provider the steps call: its URL, and the marketplace's own credentials there.
+pub struct ProviderSettings {
+    /// SUMIT's base URL (the sandbox's in development).
+    pub base_url: String,
+    /// The marketplace's CompanyID.
+    pub company_id: i64,
+    /// The marketplace's APIKey.
+    pub api_key: secrecy::SecretString,
+    /// How long one request may take.
+    pub request_timeout: std::time::Duration,
+    /// Whether the provider is the sandbox (enables its documented extensions, such as the
+    /// terminal-status poll and the company lookup).
+    pub sandbox_extensions: bool,
+}
+
+/// Builds the registry and loads the definitions from `workflows_dir`.
+pub fn build(
+    pool: PgPool,
+    keyring: store::secrets::Keyring,
+    provider: ProviderSettings,
+    workflows_dir: &Path,
+) -> anyhow::Result<Wiring> {
+    let keyring = Arc::new(keyring);
+    let client = providers::sumit::SumitClient::new(
+        &provider.base_url,
+        providers::sumit::ClientConfig {
+            sandbox_extensions: provider.sandbox_extensions,
+            request_timeout: provider.request_timeout,
+            ..providers::sumit::ClientConfig::default()
+        },
+    )
+    .context("VENDORFLOW_PROVIDER_URL: cannot build the SUMIT client")?;
+    let steps = Arc::new(steps::StepsConfig {
+        provider: client,
+        marketplace_credentials: providers::sumit::Credentials::new(
+            provider.company_id,
+            provider.api_key.expose_secret().to_owned(),
+        ),
+        keyring: keyring.clone(),
+        sandbox_extensions: provider.sandbox_extensions,
+    });
+    let mut registry = engine::Registry::new();
+    steps::register(&mut registry, steps);
+    let definitions =
+        engine::Definitions::load_dir(workflows_dir, &registry).with_context(|| {
+            format!(
+                "loading workflow definitions from {}",
+                workflows_dir.display()
+            )
+        })?;
+    Ok(Wiring {
+        pool,
+        registry: Arc::new(registry),
+        definitions: Arc::new(definitions),
+        keyring,
+    })
+}
+
+/// Runs the API on `listener` (when given) and, when `run_workers`, one worker, the scheduler
+/// and the webhook relay, until `shutdown` is cancelled; in-flight steps get the grace period.
+pub async fn serve(
+    wiring: &Wiring,
+    listener: Option<TcpListener>,
+    run_workers: bool,
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
+    if let Some(listener) = listener {
+        let router = api::router(api::AppState {
+            pool: wiring.pool.clone(),
+            definitions: wiring.definitions.clone(),
+            keyring: wiring.keyring.clone(),
+        });
+        let stop = shutdown.clone();
+        tasks.push((
+            "the API server",
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await?;
+                Ok(())
+            }),
+        ));
+    }
+    if run_workers {
+        let worker = engine::Worker::new(
+            wiring.pool.clone(),
+            wiring.registry.clone(),
+            wiring.definitions.clone(),
+            engine::WorkerConfig {
+                concurrency: settings.worker_concurrency,
+                grace_period: settings.shutdown_grace,
+                ..engine::WorkerConfig::default()
+            },
+        )?;
+        let stop = shutdown.clone();
+        tasks.push((
+            "the worker",
+            tokio::spawn(async move { Ok(worker.run(stop).await?) }),
+        ));
+        let scheduler =
+            engine::Scheduler::new(wiring.pool.clone(), engine::SchedulerConfig::default());
+        let stop = shutdown.clone();
+        tasks.push((
+            "the scheduler",
+            tokio::spawn(async move { Ok(scheduler.run(stop).await?) }),
+        ));
+        let relay = webhooks::Relay::new(
+            wiring.pool.clone(),
+            wiring.keyring.clone(),
+            webhooks::RelayConfig {
+                egress: if settings.webhooks_allow_private {
+                    webhooks::EgressPolicy::Unrestricted
+                } else {
+                    webhooks::EgressPolicy::PublicHttpsOnly
+                },
+                ..webhooks::RelayConfig::default()
+            },
+        )?;
+        let stop = shutdown.clone();
+        tasks.push((
+            "the webhook relay",
+            tokio::spawn(async move {
+                relay.run(stop).await;
+                Ok(())
+            }),
+        ));
+    }
+
+    // Whichever part stops first stops the others; report which one failed.
+    let mut failures = Vec::new();
+    let waits = tasks.into_iter().map(|(name, task)| {
+        let shutdown = shutdown.clone();
+        async move {
+            let result = task.await;
+            shutdown.cancel();
+            (name, result)
+        }
+    });
+    for (name, result) in futures::future::join_all(waits).await {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failures.push(format!("{name} failed: {error:#}")),
+            Err(join) => failures.push(format!("{name} stopped: {join}")),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(failures.join("; "))
+    }
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(signal) => signal,
+                    Err(_) => {
+                        let _result = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _result = ctrl_c.await;
+        }
+        tracing::info!("shutting down: no new work is claimed; in-flight steps may finish");
+        token.cancel();
+    });
+}
+
+/// Binds the API's address, naming the setting on failure.
+pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("VENDORFLOW_LISTEN: cannot listen on {address}"))
+}

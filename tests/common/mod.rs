@@ -1,0 +1,288 @@
+//! The end-to-end harness: a fresh database, the sandbox in-process, the real `vendorflow serve`
+//! binary, a marketplace with a backend token, and a webhook receiver that verifies signatures.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use sandbox::{FaultPlan, SandboxConfig, SandboxHandle, TerminalApproval};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use testkit::TestDatabase;
+
+/// Kills the server when the test ends, however it ends.
+pub struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _killed = self.0.kill();
+        let _reaped = self.0.wait();
+    }
+}
+
+/// What the webhook receiver got.
+#[derive(Default)]
+pub struct Received {
+    /// (event type, data) of every delivery whose signature verified.
+    pub verified: Vec<(String, Value)>,
+    /// The raw bodies of every delivery.
+    pub bodies: Vec<String>,
+    /// Deliveries whose signature did not verify.
+    pub rejected: usize,
+}
+
+/// A folder removed when dropped.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!("vendorflow-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _removed = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A running system under test.
+pub struct Harness {
+    pub db: TestDatabase,
+    pub sandbox: SandboxHandle,
+    pub keyring: store::secrets::Keyring,
+    pub token: SecretString,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub received: Arc<Mutex<Received>>,
+    pub started: Instant,
+    /// The server's log file (JSON lines, debug level).
+    pub log_path: PathBuf,
+    _workflows: TempDir,
+    _server: Server,
+}
+
+/// A valid nine-digit corporate number (ח"פ of a company, prefix 51) numbered `n`.
+pub fn corporate_number(n: usize) -> String {
+    let first_eight = format!("51{:06}", 100_000 + n);
+    let check = domain::israeli_id::israeli_id_check_digit(&first_eight).unwrap();
+    format!("{first_eight}{check}")
+}
+
+/// Workflow definitions as shipped, with backoffs shortened so tests finish in seconds.
+fn fast_workflows() -> TempDir {
+    let dir = TempDir::new();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = shorten(
+                &shorten(&text, "initial_backoff", "100ms"),
+                "max_backoff",
+                "1s",
+            );
+            std::fs::write(dir.path.join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    dir
+}
+
+fn shorten(text: &str, key: &str, value: &str) -> String {
+    let pattern = format!("{key} = \"");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&pattern) {
+        out.push_str(&rest[..at + pattern.len()]);
+        rest = &rest[at + pattern.len()..];
+        let end = rest.find('"').unwrap();
+        out.push_str(value);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn free_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Harness {
+    /// Starts everything with `faults` on the sandbox and terminals approved by hand.
+    pub async fn start(faults: FaultPlan, seed: u64) -> Harness {
+        let db = TestDatabase::create().await;
+        let sandbox = sandbox::spawn(SandboxConfig {
+            terminal_approval: TerminalApproval::Manual,
+            seed,
+            faults,
+            ..SandboxConfig::default()
+        })
+        .await
+        .unwrap();
+
+        let master_key = store::secrets::MasterKey::generate().to_base64();
+        let keyring =
+            store::secrets::Keyring::from_config(master_key.expose_secret(), None).unwrap();
+        let received = Arc::new(Mutex::new(Received::default()));
+        let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let receiver_url = format!("http://{}/hooks", receiver.local_addr().unwrap());
+        let mut conn = db.pool.acquire().await.unwrap();
+        let marketplace = store::marketplaces::insert(&mut conn, "E2E market")
+            .await
+            .unwrap();
+        let token = store::tokens::create(
+            &mut conn,
+            marketplace.id,
+            store::tokens::Role::Backend,
+            "e2e",
+        )
+        .await
+        .unwrap()
+        .token;
+        let endpoint = store::webhooks::create_endpoint(
+            &mut conn,
+            &keyring,
+            marketplace.id,
+            &receiver_url,
+            None,
+        )
+        .await
+        .unwrap();
+        drop(conn);
+        let secret =
+            Arc::new(webhooks::WebhookSecret::from_secret_string(&endpoint.secret).unwrap());
+        {
+            let received = received.clone();
+            let app = axum::Router::new().route(
+                "/hooks",
+                axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                    let received = received.clone();
+                    let secret = secret.clone();
+                    async move {
+                        let verified = webhooks::verify(
+                            &headers,
+                            &body,
+                            &secret,
+                            chrono::Utc::now(),
+                            webhooks::DEFAULT_TOLERANCE,
+                        );
+                        let mut received = received.lock().unwrap();
+                        received
+                            .bodies
+                            .push(String::from_utf8_lossy(&body).into_owned());
+                        match verified {
+                            Ok(()) => {
+                                let event: Value = serde_json::from_slice(&body).unwrap();
+                                let kind = event["type"].as_str().unwrap_or_default().to_owned();
+                                received.verified.push((kind, event["data"].clone()));
+                            }
+                            Err(_) => received.rejected += 1,
+                        }
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }),
+            );
+            tokio::spawn(async move { axum::serve(receiver, app).await });
+        }
+
+        let workflows = fast_workflows();
+        let log_path = workflows.path.join("server.log");
+        let log_file = std::fs::File::create(&log_path).unwrap();
+        let port = free_port().await;
+        let base = format!("http://127.0.0.1:{port}");
+        let server = Server(
+            Command::new(env!("CARGO_BIN_EXE_vendorflow"))
+                .arg("serve")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", &db.url)
+                .env("VENDORFLOW_LISTEN", format!("127.0.0.1:{port}"))
+                .env("VENDORFLOW_MASTER_KEY", master_key.expose_secret())
+                .env("VENDORFLOW_PROVIDER_URL", &sandbox.base_url)
+                .env(
+                    "VENDORFLOW_PROVIDER_COMPANY_ID",
+                    sandbox.marketplace_company_id().to_string(),
+                )
+                .env("VENDORFLOW_PROVIDER_API_KEY", sandbox.marketplace_api_key())
+                .env("VENDORFLOW_PROVIDER_TIMEOUT", "500ms")
+                .env("VENDORFLOW_WEBHOOKS_ALLOW_PRIVATE", "true")
+                .env("VENDORFLOW_WORKFLOWS_DIR", &workflows.path)
+                .env(
+                    "VENDORFLOW_LOG",
+                    "debug,sqlx=warn,hyper=info,reqwest=info,h2=info",
+                )
+                .env("VENDORFLOW_LOG_FORMAT", "json")
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .spawn()
+                .expect("start vendorflow serve"),
+        );
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        while !http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Harness {
+            db,
+            sandbox,
+            keyring,
+            token,
+            base,
+            http,
+            received,
+            started,
+            log_path,
+            _workflows: workflows,
+            _server: server,
+        }
+    }
+
+    /// GETs `path` with the backend token and returns the JSON body.
+    pub async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs `body` to `path` with the backend token; returns the status and the JSON body.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(self.token.expose_secret())
+            .json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
