@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -94,11 +95,55 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
+    let metrics = install_metrics(settings)?;
+    let render = metrics
+        .clone()
+        .map(|handle| -> api::MetricsRender { Arc::new(move || handle.render()) });
+    if let (Some(handle), Some(render)) = (metrics, &render) {
+        let state = api::AppState {
+            pool: wiring.pool.clone(),
+            definitions: wiring.definitions.clone(),
+            keyring: wiring.keyring.clone(),
+            metrics: Some(render.clone()),
+        };
+        if let Some(address) = settings.metrics_listen {
+            let listener = TcpListener::bind(address).await.with_context(|| {
+                format!("VENDORFLOW_METRICS_LISTEN: cannot listen on {address}")
+            })?;
+            let router = api::metrics_router(state);
+            let stop = shutdown.clone();
+            tasks.push((
+                "the metrics listener",
+                tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await?;
+                    Ok(())
+                }),
+            ));
+        }
+        // The recorder keeps histogram samples until upkeep folds them in; run it between
+        // scrapes so memory stays flat however rarely the process is scraped.
+        let stop = shutdown.clone();
+        tasks.push((
+            "the metrics upkeep",
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        _ = every.tick() => handle.run_upkeep(),
+                    }
+                }
+            }),
+        ));
+    }
     if let Some(listener) = listener {
         let router = api::router(api::AppState {
             pool: wiring.pool.clone(),
             definitions: wiring.definitions.clone(),
             keyring: wiring.keyring.clone(),
+            metrics: render.filter(|_| settings.metrics_on_api),
         });
         let stop = shutdown.clone();
         tasks.push((
@@ -178,6 +223,45 @@ pub async fn serve(
     } else {
         anyhow::bail!(failures.join("; "))
     }
+}
+
+/// How often the metrics recorder's upkeep runs.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The process's Prometheus recorder: installed at most once (the recorder is global).
+static METRICS: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder when a setting serves `/metrics` (`VENDORFLOW_METRICS_ON_API`
+/// or `VENDORFLOW_METRICS_LISTEN`), with the histogram buckets of each duration metric and the
+/// descriptions of every metric; returns its handle. Without such a setting nothing is installed
+/// and every metric call in the libraries stays a no-op.
+fn install_metrics(
+    settings: &Settings,
+) -> anyhow::Result<Option<metrics_exporter_prometheus::PrometheusHandle>> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+    if !settings.metrics_on_api && settings.metrics_listen.is_none() {
+        return Ok(None);
+    }
+    if let Some(handle) = METRICS.get() {
+        return Ok(Some(handle.clone()));
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(engine::observability::STEP_DURATION.to_owned()),
+            engine::observability::STEP_DURATION_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(providers::observability::PROVIDER_REQUEST_DURATION.to_owned()),
+            providers::observability::PROVIDER_REQUEST_BUCKETS,
+        )?
+        .install_recorder()
+        .context("installing the Prometheus metrics recorder")?;
+    engine::observability::describe();
+    providers::observability::describe();
+    webhooks::observability::describe();
+    api::observability::describe();
+    Ok(Some(METRICS.get_or_init(|| handle).clone()))
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

@@ -461,6 +461,7 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
         settings.provider_api_key = Some(SecretString::from(config.marketplace_api_key.clone()));
         settings.provider_sandbox_extensions = true;
         settings.webhooks_allow_private = true;
+        settings.metrics_on_api = true;
         let handle = sandbox::spawn(config)
             .await
             .context("starting the sandbox")?;

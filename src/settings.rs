@@ -79,6 +79,14 @@ pub struct Settings {
     /// Who is at the command line, recorded as the actor of operators' actions taken with the
     /// CLI when `--actor` is not given (the operating system's `USER`, or `LOGNAME`).
     pub os_user: Option<String>,
+    /// Serve `GET /metrics` (Prometheus, no token) on the API's own port
+    /// (`VENDORFLOW_METRICS_ON_API`, `true`/`false`, default off: put the port behind a proxy
+    /// that keeps `/metrics` internal before turning it on).
+    pub metrics_on_api: bool,
+    /// Serve `GET /metrics` (and nothing else, no token) on this separate address, meant for an
+    /// internal interface; the only way to scrape a `worker` process (`VENDORFLOW_METRICS_LISTEN`,
+    /// e.g. `10.0.0.5:9464`; unset by default).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where values come from: the file's flat table, then the environment.
@@ -256,6 +264,8 @@ impl Settings {
                 .filter_map(|name| sources.env.get(*name))
                 .map(|user| user.trim().to_owned())
                 .find(|user| !user.is_empty()),
+            metrics_on_api: sources.parse("metrics_on_api")?.unwrap_or(false),
+            metrics_listen: sources.parse("metrics_listen")?,
         })
     }
 }
@@ -277,6 +287,8 @@ mod tests {
         assert_eq!(settings.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(settings.log_format, LogFormat::Human);
         assert!(settings.database_url.is_none());
+        assert!(!settings.metrics_on_api);
+        assert!(settings.metrics_listen.is_none());
     }
 
     #[test]
@@ -295,6 +307,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("VENDORFLOW_SHUTDOWN_GRACE"), "{error}");
+
+        let error = Settings::from_env_map(env(&[("VENDORFLOW_METRICS_LISTEN", "everywhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("VENDORFLOW_METRICS_LISTEN"), "{error}");
 
         let error = Settings::from_env_map(env(&[("DATABASE_URL", "mysql://x")]))
             .unwrap_err()

@@ -88,3 +88,65 @@ fn a_bad_setting_fails_at_start_up_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("VENDORFLOW_LISTEN"), "{stderr}");
 }
+
+#[tokio::test]
+async fn keys_rotate_rewraps_every_secret_under_the_new_master_key() {
+    let db = TestDatabase::create().await;
+    let generate = |db_url: &str| {
+        let output = vendorflow(db_url, &["keys", "generate"]);
+        assert!(output.status.success(), "{output:?}");
+        stdout(&output)
+    };
+    let old_key = generate(&db.url);
+    let new_key = generate(&db.url);
+    assert_ne!(old_key, new_key);
+
+    // A secret stored under the old key.
+    let old = store::secrets::Keyring::from_config(&old_key, None).unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    let owner = uuid::Uuid::new_v4();
+    let reference = store::secrets::SecretRef::new("vendors", owner, "provider_api_key");
+    let value = secrecy::SecretString::from("rotation-canary-0001".to_owned());
+    store::secrets::put(&mut conn, &old, &reference, &value)
+        .await
+        .unwrap();
+
+    let rotate = |current: &str, previous: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vendorflow"));
+        command
+            .args(["keys", "rotate"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .env("VENDORFLOW_MASTER_KEY", current);
+        if let Some(previous) = previous {
+            command.env("VENDORFLOW_PREVIOUS_MASTER_KEYS", previous);
+        }
+        command.output().expect("run vendorflow")
+    };
+    // Without the old key the rotation cannot read the secret, and says what to set.
+    let refused = rotate(&new_key, None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("VENDORFLOW_PREVIOUS_MASTER_KEYS"),
+        "{refused:?}"
+    );
+    let rotated = rotate(&new_key, Some(&old_key));
+    assert!(rotated.status.success(), "{rotated:?}");
+
+    // The new key alone now reads it; the old key alone no longer does.
+    let new = store::secrets::Keyring::from_config(&new_key, None).unwrap();
+    let read = store::secrets::get(&mut conn, &new, &reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&read),
+        "rotation-canary-0001"
+    );
+    assert!(
+        store::secrets::get(&mut conn, &old, &reference)
+            .await
+            .is_err()
+    );
+}

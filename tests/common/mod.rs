@@ -224,6 +224,7 @@ impl Harness {
                     "debug,sqlx=warn,hyper=info,reqwest=info,h2=info",
                 )
                 .env("VENDORFLOW_LOG_FORMAT", "json")
+                .env("VENDORFLOW_METRICS_ON_API", "true")
                 .stdout(Stdio::null())
                 .stderr(log_file)
                 .spawn()

@@ -1,5 +1,6 @@
-//! The HTTP surface of vendorflow (axum): the marketplace API under `/v1`, health checks, and the
-//! OpenAPI document with its reference page.
+//! The HTTP surface of vendorflow (axum): the marketplace API under `/v1`, health checks,
+//! `/metrics` (Prometheus, when the binary hands over a recorder), and the OpenAPI document with its
+//! reference page.
 //!
 //! This crate owns request parsing (input becomes domain types at this edge, or a 422 naming each
 //! bad field), authentication and marketplace scoping of every query, idempotency keys, and the
@@ -7,10 +8,12 @@
 //! enqueues runs and reads them), must not call providers, and must never answer with a secret,
 //! SQL text or a stack trace.
 
+mod admin;
 mod enqueue;
 mod error;
 mod extract;
 mod idempotent;
+pub mod observability;
 pub mod onboarding;
 mod openapi;
 mod routes;
@@ -26,6 +29,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 pub use error::ApiError;
+pub use observability::{MetricsRender, metrics_router};
 
 /// The largest request body accepted, in bytes. Vendor applications are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -39,13 +43,20 @@ pub struct AppState {
     pub definitions: Arc<engine::Definitions>,
     /// The master keys that encrypt secrets arriving in requests (bank account numbers).
     pub keyring: Arc<store::secrets::Keyring>,
+    /// Renders this process's metrics for `GET /metrics` (the binary passes its Prometheus
+    /// recorder's render); `None` leaves `/metrics` unserved (404).
+    pub metrics: Option<MetricsRender>,
 }
 
 /// Builds the whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (api, spec) = routes::openapi_router().split_for_parts();
+    let (api, spec) = routes::openapi_router()
+        .merge(admin::api_router())
+        .split_for_parts();
     let spec = Arc::new(spec);
     api.merge(openapi::router(spec))
+        .merge(admin::dashboard_router())
+        .merge(observability::routes())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

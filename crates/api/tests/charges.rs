@@ -63,6 +63,7 @@ impl TestApi {
             keyring: Arc::new(store::secrets::Keyring::single(
                 store::secrets::MasterKey::generate(),
             )),
+            metrics: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -30,6 +30,7 @@ use crate::definitions::CompiledWorkflow;
 use crate::handler::{
     OutboxEvent, PollOutcome, ReconcileOutcome, RecordWrite, StepContext, StepOutcome, StepSuccess,
 };
+use crate::observability;
 use crate::recorder::{RecordResult, RecorderHandle};
 use crate::worker::Shared;
 
@@ -98,6 +99,10 @@ struct Snapshot {
 struct Rec {
     batch: RecordBatch,
     writes: Vec<Box<dyn RecordWrite>>,
+    /// The status the record ends the run with, counted once the record is committed.
+    ended: Option<RunStatus>,
+    /// The record schedules a retry's backoff, counted once the record is committed.
+    retried: bool,
 }
 
 impl Cursor {
@@ -313,6 +318,18 @@ pub(crate) async fn drive(
     continuing: bool,
 ) -> DriveReport {
     let mut report = DriveReport::default();
+    let workflow_name: Arc<str> = Arc::from(row.workflow.as_str());
+    // A run claimed for the first time: at its first step, in its first generation, with no
+    // attempt and no wait begun. (Only a worker dying between this claim and its first record
+    // makes a run look new twice.)
+    if row.step_index == 0
+        && row.generation == 0
+        && row.attempt == 0
+        && row.open_attempt_id.is_none()
+        && row.waiting_since.is_none()
+    {
+        observability::run_started(&workflow_name);
+    }
     let workflow = match shared.resolve(&row.workflow, &row.content_hash).await {
         Ok(workflow) => workflow,
         Err(reason) => {
@@ -329,7 +346,7 @@ pub(crate) async fn drive(
         token: row.lease_token,
         marketplace_id: row.marketplace_id,
         subject_id: row.subject_id,
-        workflow_name: Arc::from(row.workflow.as_str()),
+        workflow_name,
         workflow,
         step,
         generation: row.generation,
@@ -376,12 +393,18 @@ pub(crate) async fn drive(
                 }
             }
         }
+        // Every line logged while the step runs (by the engine, the step's handler, or the
+        // provider client it calls) carries these fields; `vendor.id` is the run's subject.
         let span = tracing::info_span!(
             "step",
-            run_id = %cur.run_id,
+            run.id = %cur.run_id,
+            vendor.id = tracing::field::Empty,
             workflow = %cur.workflow_name,
             step = %cur.step_name(),
         );
+        if let Some(subject) = cur.subject_id {
+            span.record("vendor.id", tracing::field::display(subject));
+        }
         let go_on = continuing && steps_here < shared.config.max_steps_per_claim;
         let flow = match cur.kind().clone() {
             StepKind::Action(action) => {
@@ -477,9 +500,11 @@ async fn send(
         pending.append(&mut rec.batch.history);
         rec.batch.history = pending;
     }
+    let (ended, retried) = (rec.ended, rec.retried);
     match recorder.record(cur.run_id, rec.batch, rec.writes).await {
         RecordResult::Written(recorded) => {
             report.records += 1;
+            count_committed(cur, ended, retried);
             Some(recorded)
         }
         RecordResult::LeaseLost => {
@@ -492,6 +517,17 @@ async fn send(
             report.record_failed = true;
             None
         }
+    }
+}
+
+/// Counts what a committed record did: the run's end, a retry's backoff. (Counted after the
+/// commit, so a record that fails or loses its lease counts nothing.)
+fn count_committed(cur: &Cursor, ended: Option<RunStatus>, retried: bool) {
+    if let Some(status) = ended {
+        observability::run_finished(&cur.workflow_name, status);
+    }
+    if retried {
+        observability::step_retry(&cur.workflow_name, cur.step_name());
     }
 }
 
@@ -634,6 +670,7 @@ fn end_run(
     .map(str::to_owned);
     cur.open_attempt = None;
     cur.started_by_us = false;
+    rec.ended = Some(status);
     let mut t = cur.transition(status);
     t.outcome = outcome.map(str::to_owned);
     t.status_reason = reason.clone();
@@ -712,6 +749,7 @@ fn after_failure(
         .after_failure(used, retry_after, rand::random::<f64>())
     {
         RetryDecision::RetryAfter(delay) => {
+            rec.retried = true;
             let mut t = cur.transition(RunStatus::Pending);
             t.next_run_in_ms = Some(millis(delay));
             rec.batch.transitions.push(t);
@@ -884,27 +922,50 @@ async fn run_action(
     // Execute, outside any transaction, under the step's timeout.
     let ctx = cur.context_for(shared, cur.attempt);
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(
+    let (outcome, label) = match tokio::time::timeout(
         action.timeout,
         AssertUnwindSafe(handler.execute(&ctx)).catch_unwind(),
     )
     .await
     {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => StepOutcome::Unknown(ErrorEnvelope::retryable(
-            "handler_panicked",
-            "the step's handler panicked; whether it took effect is unknown",
-        )),
-        Err(_) => StepOutcome::Unknown(ErrorEnvelope::retryable(
+        Ok(Ok(outcome)) => {
+            let label = outcome_label(&outcome);
+            (outcome, label)
+        }
+        Ok(Err(_)) => (
+            StepOutcome::Unknown(ErrorEnvelope::retryable(
+                "handler_panicked",
+                "the step's handler panicked; whether it took effect is unknown",
+            )),
+            "panicked",
+        ),
+        Err(_) => (
+            StepOutcome::Unknown(ErrorEnvelope::retryable(
+                "timeout",
+                format!(
+                    "the step did not finish within {:?}; whether it took effect is unknown",
+                    action.timeout
+                ),
+            )),
             "timeout",
-            format!(
-                "the step did not finish within {:?}; whether it took effect is unknown",
-                action.timeout
-            ),
-        )),
+        ),
     };
-    tracing::debug!(run_id = %cur.run_id, attempt = cur.attempt, elapsed_ms = started.elapsed().as_millis() as u64, "step executed");
+    let took = started.elapsed();
+    observability::step_executed(&cur.workflow_name, &ctx.step, label, took);
+    tracing::debug!(run_id = %cur.run_id, attempt = cur.attempt, elapsed_ms = took.as_millis() as u64, outcome = label, "step executed");
     record_outcome(shared, recorder, cur, rec, action, outcome, go_on, report).await
+}
+
+/// The `outcome` label of a step's duration: what the handler answered.
+fn outcome_label(outcome: &StepOutcome) -> &'static str {
+    match outcome {
+        StepOutcome::Success(_) => "succeeded",
+        StepOutcome::Finish { .. } => "finished",
+        StepOutcome::Retryable { .. } => "retryable",
+        StepOutcome::Fatal(_) => "fatal",
+        StepOutcome::Unknown(_) => "unknown",
+        StepOutcome::Pause { .. } => "paused",
+    }
 }
 
 #[expect(
@@ -1423,6 +1484,7 @@ async fn finish_wait(
     }
     tx.commit().await?;
     report.records += 1;
+    count_committed(cur, rec.ended, rec.retried);
     if continuing && !recorded.paused_on_request {
         Ok(Flow::Continue)
     } else {

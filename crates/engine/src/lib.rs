@@ -33,6 +33,7 @@
 //! - [`enqueue()`]: transactional enqueue.
 //! - [`Worker`]: claim, execute, record; [`Scheduler`]: maintenance.
 //! - [`ops`]: retry, resume, resume from a step, pause, cancel, signal.
+//! - [`observability`]: the engine's metrics (names, meanings, buckets).
 //! - [`bench`](mod@bench): the throughput and latency benchmark.
 
 pub mod bench;
@@ -40,6 +41,7 @@ pub mod definitions;
 mod enqueue;
 mod executor;
 pub mod handler;
+pub mod observability;
 pub mod ops;
 mod recorder;
 pub mod registry;

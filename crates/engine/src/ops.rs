@@ -292,6 +292,10 @@ pub async fn cancel(
     )
     .await?;
     tx.commit().await?;
+    crate::observability::run_finished(
+        &std::sync::Arc::from(row.workflow.as_str()),
+        RunStatus::Cancelled,
+    );
     Ok(RunStatus::Cancelled)
 }
 

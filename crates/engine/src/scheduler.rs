@@ -98,6 +98,7 @@ impl Scheduler {
                     "rescued a run whose lease expired"
                 );
             }
+            crate::observability::rescued(rescued.len());
             report.rescued += rescued.len();
             if i64::try_from(rescued.len()).unwrap_or(i64::MAX) < self.config.batch_size {
                 break;

@@ -12,6 +12,7 @@
 //! only, never on the engine, the store or the sandbox.
 
 mod error;
+pub mod observability;
 pub mod sumit;
 
 pub use error::{ErrorClass, ProviderError, RejectionKind};

@@ -10,6 +10,7 @@ pub mod attempts;
 pub mod history;
 pub mod idempotency;
 pub mod marketplaces;
+pub mod observability;
 pub mod outbox;
 pub mod provider_records;
 pub mod run_queries;

@@ -11,6 +11,7 @@
 //! delivery and endpoint ids, status codes and durations).
 
 pub mod egress;
+pub mod observability;
 pub mod relay;
 pub mod schedule;
 pub mod signature;

@@ -299,6 +299,9 @@ impl Relay {
             AttemptOutcome::Dead => "dead",
             AttemptOutcome::Gone => "gone",
         };
+        if recorded {
+            crate::observability::delivery(outcome_name);
+        }
         // Never the body, the URL (it may carry a token) or the secret.
         tracing::info!(
             delivery_id = %delivery.id,

@@ -175,9 +175,10 @@ impl RunAction {
 
     fn check(&self) -> Result<(), ActionError> {
         match self {
-            RunAction::ResumeFrom(step) if step.trim().is_empty() => {
-                Err(ActionError::invalid("step", "choose the step to resume from"))
-            }
+            RunAction::ResumeFrom(step) if step.trim().is_empty() => Err(ActionError::invalid(
+                "step",
+                "choose the step to resume from",
+            )),
             RunAction::Signal(name, _) if !valid_signal_name(name) => Err(ActionError::invalid(
                 "signal",
                 "the signal name must be 1 to 64 characters of a-z, 0-9 and _",
@@ -247,7 +248,12 @@ async fn append(
 }
 
 /// Audits a refusal (after the action's transaction rolled back) and returns the error.
-async fn refused(pool: &PgPool, who: &Operator, audit: &Audit<'_>, error: ActionError) -> ActionError {
+async fn refused(
+    pool: &PgPool,
+    who: &Operator,
+    audit: &Audit<'_>,
+    error: ActionError,
+) -> ActionError {
     if error.is_refusal() {
         let written = async {
             let mut conn = pool.acquire().await?;
@@ -535,7 +541,10 @@ pub(crate) async fn supply_keys(
         data: Some(json!({ "company_id": company_id })),
     };
     let mut tx = pool.begin().await?;
-    let stored = store_keys(&mut tx, keyring, who, vendor_id, company_id, &input, &reason).await;
+    let stored = store_keys(
+        &mut tx, keyring, who, vendor_id, company_id, &input, &reason,
+    )
+    .await;
     match stored {
         Ok((detail, data)) => {
             audit.data = Some(data);
@@ -624,7 +633,8 @@ async fn store_keys(
             resumed.len()
         )
     };
-    let data = json!({ "company_id": company_id, "fingerprint": fingerprint, "resumed_runs": resumed });
+    let data =
+        json!({ "company_id": company_id, "fingerprint": fingerprint, "resumed_runs": resumed });
     Ok((detail, data))
 }
 
@@ -694,10 +704,16 @@ mod tests {
     fn a_reason_is_required_trimmed_and_bounded() {
         assert!(matches!(
             check_reason(None),
-            Err(ActionError::Invalid { field: "reason", .. })
+            Err(ActionError::Invalid {
+                field: "reason",
+                ..
+            })
         ));
         assert!(check_reason(Some("   ")).is_err());
-        assert_eq!(check_reason(Some("  approved by Upay ")).unwrap(), "approved by Upay");
+        assert_eq!(
+            check_reason(Some("  approved by Upay ")).unwrap(),
+            "approved by Upay"
+        );
         assert!(check_reason(Some(&"x".repeat(501))).is_err());
         assert!(check_reason(Some(&"א".repeat(500))).is_ok());
     }
@@ -712,8 +728,16 @@ mod tests {
 
     #[test]
     fn signal_names_are_checked_before_anything_is_written() {
-        assert!(RunAction::Signal("terminal_approved".into(), Value::Null).check().is_ok());
-        assert!(RunAction::Signal("Terminal-Approved".into(), Value::Null).check().is_err());
+        assert!(
+            RunAction::Signal("terminal_approved".into(), Value::Null)
+                .check()
+                .is_ok()
+        );
+        assert!(
+            RunAction::Signal("Terminal-Approved".into(), Value::Null)
+                .check()
+                .is_err()
+        );
         assert!(RunAction::ResumeFrom(" ".into()).check().is_err());
     }
 }

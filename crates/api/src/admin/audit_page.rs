@@ -17,7 +17,9 @@ use crate::AppState;
 fn target(row: &AuditRow) -> Markup {
     match (row.target_kind.as_str(), row.target_id) {
         ("run", Some(id)) => html! { "run " a href={ "/admin/runs/" (id) } { (short(id)) } },
-        ("vendor", Some(id)) => html! { "vendor " a href={ "/admin/vendors/" (id) } { (short(id)) } },
+        ("vendor", Some(id)) => {
+            html! { "vendor " a href={ "/admin/vendors/" (id) } { (short(id)) } }
+        }
         ("delivery", Some(id)) => html! { "delivery " (short(id)) },
         (kind, _) => html! { (kind) },
     }
@@ -73,7 +75,8 @@ pub(crate) async fn list(
     let Query(query) = query.map_err(|rejection| PageError::BadRequest(rejection.body_text()))?;
     let target_id = present(&query.target)
         .map(|text| {
-            Uuid::try_parse(text).map_err(|_| PageError::BadRequest("target must be a uuid".to_owned()))
+            Uuid::try_parse(text)
+                .map_err(|_| PageError::BadRequest("target must be a uuid".to_owned()))
         })
         .transpose()?;
     let before = present(&query.before)

@@ -281,7 +281,10 @@ mod tests {
     #[test]
     fn times_from_forms_are_read_as_utc() {
         let expected = DateTime::parse_from_rfc3339("2025-06-01T09:30:00Z").unwrap();
-        assert_eq!(parse_time("2025-06-01T09:30"), Some(expected.with_timezone(&Utc)));
+        assert_eq!(
+            parse_time("2025-06-01T09:30"),
+            Some(expected.with_timezone(&Utc))
+        );
         assert_eq!(
             parse_time("2025-06-01T12:30:00+03:00"),
             Some(expected.with_timezone(&Utc))

@@ -161,7 +161,10 @@ const HEBREW: &[(&str, &str)] = &[
     ("current", "נוכחי"),
     ("skipped or not reached", "דולג או טרם הגיע"),
     ("next retry at", "ניסיון חוזר ב־"),
-    ("Why is this needed? (required, kept in the audit log)", "למה זה נדרש? (חובה, נשמר ביומן הביקורת)"),
+    (
+        "Why? (required, kept in the audit log)",
+        "למה? (חובה, נשמר ביומן הביקורת)",
+    ),
     ("Audit entries", "רשומות ביקורת"),
     ("No audit entries.", "אין רשומות ביקורת."),
     ("Action", "פעולה"),
@@ -238,7 +241,10 @@ const HEBREW: &[(&str, &str)] = &[
         "A backend token cannot sign in to the dashboard: use a viewer or operator token.",
         "אסימון של מערכת צד־שרת אינו יכול להתחבר ללוח הבקרה: השתמשו באסימון של מפעיל או צופה.",
     ),
-    ("This token is unknown or revoked.", "האסימון אינו מוכר או שבוטל."),
+    (
+        "This token is unknown or revoked.",
+        "האסימון אינו מוכר או שבוטל.",
+    ),
 ];
 
 #[cfg(test)]

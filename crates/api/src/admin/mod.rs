@@ -43,12 +43,18 @@ pub fn dashboard_router() -> Router<AppState> {
         )
         .route("/admin/logout", post(session::logout))
         .route("/admin/runs", get(runs_pages::list))
-        .route("/admin/runs/bulk", get(runs_pages::bulk_preview).post(runs_pages::bulk_apply))
+        .route(
+            "/admin/runs/bulk",
+            get(runs_pages::bulk_preview).post(runs_pages::bulk_apply),
+        )
         .route("/admin/runs/{id}", get(runs_pages::detail))
         .route("/admin/runs/{id}/{action}", post(runs_pages::act))
         .route("/admin/vendors", get(vendors_pages::list))
         .route("/admin/vendors/{id}", get(vendors_pages::detail))
-        .route("/admin/vendors/{id}/api-keys", post(vendors_pages::supply_keys))
+        .route(
+            "/admin/vendors/{id}/api-keys",
+            post(vendors_pages::supply_keys),
+        )
         .route("/admin/webhooks", get(webhooks_pages::list))
         .route(
             "/admin/webhooks/deliveries/{id}/replay",

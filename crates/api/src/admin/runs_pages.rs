@@ -282,7 +282,12 @@ fn error_parts(error: &Option<Value>) -> (String, String) {
     (code, message)
 }
 
-fn timeline(l: Lang, run: &RunRow, definition: Option<&WorkflowDefinition>, attempts: &[AttemptRow]) -> Markup {
+fn timeline(
+    l: Lang,
+    run: &RunRow,
+    definition: Option<&WorkflowDefinition>,
+    attempts: &[AttemptRow],
+) -> Markup {
     let mut steps: Vec<String> = definition
         .map(|d| d.steps.iter().map(|s| s.name.clone()).collect())
         .unwrap_or_default();
@@ -347,6 +352,7 @@ fn action_form(
 ) -> Markup {
     html! {
         div.card {
+            h3 { (label) }
             form method="post" action={ "/admin/runs/" (run.id) "/" (action) } id={ "form-" (action) } {
                 (csrf_field(session))
                 (extra)
@@ -357,7 +363,12 @@ fn action_form(
     }
 }
 
-fn actions_markup(l: Lang, session: &Session, run: &RunRow, definition: Option<&WorkflowDefinition>) -> Markup {
+fn actions_markup(
+    l: Lang,
+    session: &Session,
+    run: &RunRow,
+    definition: Option<&WorkflowDefinition>,
+) -> Markup {
     let status = run.status.as_str();
     let ended = matches!(status, "succeeded" | "cancelled");
     let steps: Vec<&str> = definition
@@ -411,7 +422,14 @@ fn actions_markup(l: Lang, session: &Session, run: &RunRow, definition: Option<&
 }
 
 /// Known action names shown after a redirect (never arbitrary text from the URL).
-const DONE_ACTIONS: [&str; 6] = ["retry_now", "resume_from", "cancel", "pause", "resume", "signal"];
+const DONE_ACTIONS: [&str; 6] = [
+    "retry_now",
+    "resume_from",
+    "cancel",
+    "pause",
+    "resume",
+    "signal",
+];
 
 /// `GET /admin/runs/{id}`: a run's page.
 pub(crate) async fn detail(
@@ -440,7 +458,12 @@ pub(crate) async fn detail(
     )
     .await?;
     let definition = pinned(&mut conn, &run).await?;
-    let labels = vendor_labels(&mut conn, session.marketplace_id, std::slice::from_ref(&run)).await?;
+    let labels = vendor_labels(
+        &mut conn,
+        session.marketplace_id,
+        std::slice::from_ref(&run),
+    )
+    .await?;
     drop(conn);
     let done = params
         .get("done")
@@ -504,7 +527,13 @@ pub(crate) async fn detail(
         h2 { (t(l, "Audit entries")) }
         (super::audit_page::audit_table(l, &audit))
     };
-    Ok(page(l, Some(&session), Nav::Runs, &format!("{} {}", t(l, "Run"), &run.id.simple().to_string()[..8]), body))
+    Ok(page(
+        l,
+        Some(&session),
+        Nav::Runs,
+        &format!("{} {}", t(l, "Run"), super::views::short_text(run.id)),
+        body,
+    ))
 }
 
 /// `POST /admin/runs/{id}/{action}`: an action on one run.
@@ -528,7 +557,15 @@ pub(crate) async fn act(
         _ => return Err(PageError::NotFound("action")),
     };
     let name = action.name();
-    actions::on_run(&state.pool, &operator, id, action, posted.get("reason"), None).await?;
+    actions::on_run(
+        &state.pool,
+        &operator,
+        id,
+        action,
+        posted.get("reason"),
+        None,
+    )
+    .await?;
     Ok(Redirect::to(&format!("/admin/runs/{id}?done={name}")).into_response())
 }
 
@@ -628,7 +665,13 @@ pub(crate) async fn bulk_apply(
         }
         p { a href="/admin/runs" { (t(l, "Back to runs")) } }
     };
-    let mut response = page(l, Some(&posted.session), Nav::Runs, t(l, "Bulk result"), body);
+    let mut response = page(
+        l,
+        Some(&posted.session),
+        Nav::Runs,
+        t(l, "Bulk result"),
+        body,
+    );
     *response.status_mut() = StatusCode::OK;
     Ok(response)
 }

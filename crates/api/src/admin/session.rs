@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::actions::{self, Channel, Operator};
 use super::i18n::{Ui, cookie, t};
-use super::views::{Nav, PageError, html_response, page};
+use super::views::{Nav, PageError, page};
 use crate::AppState;
 
 /// The session cookie.
@@ -92,8 +92,7 @@ fn hash(id: &str) -> Vec<u8> {
 /// Compares two strings in time that depends only on their lengths.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |diff, (x, y)| diff | (x ^ y))
             == 0
@@ -230,9 +229,10 @@ fn login_response(l: Lang, secure: bool, status: StatusCode, problem: Option<&st
     let body = login_markup(l, &nonce, problem);
     let mut response = page(l, None, Nav::None, t(l, "Sign in"), body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, cookie_header(LOGIN_COOKIE, &nonce, 1800, secure));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(LOGIN_COOKIE, &nonce, 1800, secure),
+    );
     response
 }
 
@@ -280,7 +280,10 @@ pub(crate) async fn login(
                 l,
                 secure,
                 StatusCode::FORBIDDEN,
-                Some(t(l, "A backend token cannot sign in to the dashboard: use a viewer or operator token.")),
+                Some(t(
+                    l,
+                    "A backend token cannot sign in to the dashboard: use a viewer or operator token.",
+                )),
             ));
         }
         None => {
@@ -324,7 +327,10 @@ pub(crate) async fn login(
         header::SET_COOKIE,
         cookie_header(SESSION_COOKIE, &id, SESSION_SECONDS, secure),
     );
-    headers.append(header::SET_COOKIE, cookie_header(LOGIN_COOKIE, "", 0, secure));
+    headers.append(
+        header::SET_COOKIE,
+        cookie_header(LOGIN_COOKIE, "", 0, secure),
+    );
     Ok(response)
 }
 
@@ -364,9 +370,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert!(check_origin(&headers).is_ok());
-        headers.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
         assert!(check_origin(&headers).is_ok());
-        headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(check_origin(&headers).is_err());
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(check_origin(&headers).is_err());
@@ -380,6 +392,11 @@ mod tests {
         assert!(text.contains("SameSite=Strict"));
         assert!(text.contains("Path=/admin"));
         assert!(!text.contains("Secure"));
-        assert!(cookie_header(SESSION_COOKIE, "abc", 60, true).to_str().unwrap().contains("; Secure"));
+        assert!(
+            cookie_header(SESSION_COOKIE, "abc", 60, true)
+                .to_str()
+                .unwrap()
+                .contains("; Secure")
+        );
     }
 }

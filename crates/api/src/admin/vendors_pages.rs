@@ -166,10 +166,12 @@ pub(crate) async fn detail(
     let api_key = store::secrets::meta(&mut conn, &secret(store::provider_records::API_KEY_SECRET))
         .await
         .map_err(meta)?;
-    let public_key =
-        store::secrets::meta(&mut conn, &secret(store::provider_records::API_PUBLIC_KEY_SECRET))
-            .await
-            .map_err(meta)?;
+    let public_key = store::secrets::meta(
+        &mut conn,
+        &secret(store::provider_records::API_PUBLIC_KEY_SECRET),
+    )
+    .await
+    .map_err(meta)?;
     let bank = store::secrets::meta(&mut conn, &secret(crate::secrets::BANK_ACCOUNT_SECRET))
         .await
         .map_err(meta)?;
@@ -239,7 +241,7 @@ pub(crate) async fn detail(
                         }
                         label { (t(l, "API key")) input type="password" name="api_key" required autocomplete="off"; }
                         label { (t(l, "Public key")) input type="password" name="api_public_key" required autocomplete="off"; }
-                        label { input type="checkbox" name="resume" value="on" checked; " " (t(l, "Resume")) }
+                        label.check { input type="checkbox" name="resume" value="on" checked; (t(l, "Resume")) }
                         (reason_field(l))
                         button type="submit" { (t(l, "Save keys")) }
                     }
@@ -302,7 +304,13 @@ pub(crate) async fn detail(
         (super::audit_page::audit_table(l, &audit))
         p.small.muted { (t(l, "times are UTC")) }
     };
-    Ok(page(l, Some(&session), Nav::Vendors, &vendor.legal_name, body))
+    Ok(page(
+        l,
+        Some(&session),
+        Nav::Vendors,
+        &vendor.legal_name,
+        body,
+    ))
 }
 
 /// `POST /admin/vendors/{id}/api-keys`: stores lost keys, encrypted at once.

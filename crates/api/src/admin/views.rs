@@ -59,6 +59,11 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem .9rem;margin:0}
 .muted{color:#6b7280}.small{font-size:.85rem}
 .pager{display:flex;gap:.8rem;margin:.8rem 0}
 .bidi{unicode-bidi:plaintext}
+.mono{unicode-bidi:isolate;white-space:nowrap}td a{white-space:nowrap}
+.card form label{display:flex;flex-direction:column;gap:.15rem;font-size:.85rem}
+.card form label.check{flex-direction:row;align-items:center;gap:.4rem;font-size:.9rem}
+.card form input:not([type=checkbox]),.card form select{width:100%}
+.card h3{margin:0 0 .3rem;font-size:1rem}
 "#;
 
 /// A localized run status.
@@ -82,7 +87,7 @@ pub(crate) fn badge(l: Lang, status: &str) -> Markup {
 
 /// A time in UTC, to the second.
 pub(crate) fn time(at: DateTime<Utc>) -> Markup {
-    html! { span.mono title=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S")) } }
+    html! { span.mono dir="ltr" title=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S")) } }
 }
 
 /// An optional time, or a dash.
@@ -93,10 +98,16 @@ pub(crate) fn maybe_time(at: Option<DateTime<Utc>>) -> Markup {
     }
 }
 
-/// The first eight hex digits of an id, the whole id on hover.
+/// The last eight hex digits of an id (UUIDv7s made in the same millisecond share their first
+/// ones; the last are random), the whole id on hover.
 pub(crate) fn short(id: Uuid) -> Markup {
+    html! { span.mono dir="ltr" title=(id) { (short_text(id)) } }
+}
+
+/// The text of [`short`].
+pub(crate) fn short_text(id: Uuid) -> String {
     let text = id.simple().to_string();
-    html! { span.mono title=(id) { (&text[..8]) } }
+    text[text.len() - 8..].to_owned()
 }
 
 /// A duration in milliseconds, readably.
@@ -126,7 +137,7 @@ pub(crate) fn reason_field(l: Lang) -> Markup {
     html! {
         label { (t(l, "Reason"))
             input type="text" name="reason" required maxlength="500"
-                placeholder=(t(l, "Why is this needed? (required, kept in the audit log)"));
+                placeholder=(t(l, "Why? (required, kept in the audit log)"));
         }
     }
 }
@@ -229,20 +240,14 @@ pub(crate) fn html_response(status: StatusCode, markup: Markup) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        "x-frame-options",
-        HeaderValue::from_static("DENY"),
-    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    headers.insert(
-        "referrer-policy",
-        HeaderValue::from_static("same-origin"),
-    );
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     response
 }
 

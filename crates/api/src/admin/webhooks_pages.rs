@@ -60,7 +60,8 @@ pub(crate) async fn list(
         .transpose()?;
     let before = present(&query.before)
         .map(|text| {
-            Uuid::try_parse(text).map_err(|_| PageError::BadRequest("before is not valid".to_owned()))
+            Uuid::try_parse(text)
+                .map_err(|_| PageError::BadRequest("before is not valid".to_owned()))
         })
         .transpose()?;
     let mut conn = state.pool.acquire().await?;
@@ -161,7 +162,13 @@ pub(crate) async fn list(
             @if let Some(next) = deliveries.next_cursor { a href={ "/admin/webhooks?" (base) "&before=" (next) } { (t(l, "Next page")) " →" } }
         }
     };
-    Ok(page(l, Some(&session), Nav::Webhooks, t(l, "Webhooks"), body))
+    Ok(page(
+        l,
+        Some(&session),
+        Nav::Webhooks,
+        t(l, "Webhooks"),
+        body,
+    ))
 }
 
 /// `POST /admin/webhooks/deliveries/{id}/replay`.

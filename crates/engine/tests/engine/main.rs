@@ -4,6 +4,8 @@
 
 mod definitions;
 mod durability;
+mod logs;
+mod observability;
 mod operations;
 mod randomized;
 mod runs;

@@ -446,7 +446,13 @@ impl SumitClient {
         let started = Instant::now();
         let result = self.send(endpoint, &body).await;
         drop(body);
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        crate::observability::request(
+            endpoint.path,
+            crate::observability::class_label(&result),
+            took,
+        );
+        let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         match &result {
             Ok(_) => tracing::info!(
                 endpoint = endpoint.path,

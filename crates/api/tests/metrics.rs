@@ -1,0 +1,80 @@
+//! `GET /metrics` over real HTTP: served (without a token) only when the binary hands over a
+//! render function, as the Prometheus text format, on the API router or on a router of its own.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+const WAITING_WORKFLOW: &str = r#"
+name = "vendor_onboarding"
+version = 1
+[[steps]]
+name = "await_terminal_approval"
+wait = "terminal_approved"
+"#;
+
+fn state(pool: PgPool, metrics: Option<api::MetricsRender>) -> api::AppState {
+    let mut registry = engine::Registry::new();
+    registry.signal("terminal_approved");
+    let definitions = engine::Definitions::from_sources(
+        [("vendor_onboarding.toml", WAITING_WORKFLOW)],
+        &registry,
+    )
+    .unwrap();
+    api::AppState {
+        pool,
+        definitions: Arc::new(definitions),
+        keyring: Arc::new(store::secrets::Keyring::single(
+            store::secrets::MasterKey::generate(),
+        )),
+        metrics,
+    }
+}
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+fn render() -> api::MetricsRender {
+    Arc::new(|| "# TYPE probe_total counter\nprobe_total 7\n".to_owned())
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn without_a_render_function_the_api_does_not_serve_metrics(pool: PgPool) {
+    let base = serve(api::router(state(pool, None))).await;
+    let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn with_a_render_function_the_api_serves_the_text_format_without_a_token(pool: PgPool) {
+    let base = serve(api::router(state(pool, Some(render())))).await;
+    let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    assert_eq!(
+        response.text().await.unwrap(),
+        "# TYPE probe_total counter\nprobe_total 7\n"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_metrics_router_serves_metrics_and_nothing_else(pool: PgPool) {
+    let base = serve(api::metrics_router(state(pool, Some(render())))).await;
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.text().await.unwrap().contains("probe_total 7"));
+    for path in ["/healthz", "/v1/runs", "/admin", "/openapi.json"] {
+        let other = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(other.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
