@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -14,6 +13,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
+
+mod prometheus;
+
+use prometheus::PrometheusRecorder;
 
 /// What the running parts share.
 pub struct Wiring {
@@ -95,11 +98,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
-    let metrics = install_metrics(settings)?;
-    let render = metrics
-        .clone()
-        .map(|handle| -> api::MetricsRender { Arc::new(move || handle.render()) });
-    if let (Some(handle), Some(render)) = (metrics, &render) {
+    let render = install_metrics(settings)?
+        .map(|recorder| -> api::MetricsRender { Arc::new(move || recorder.render()) });
+    if let Some(render) = &render {
         let state = api::AppState {
             pool: wiring.pool.clone(),
             definitions: wiring.definitions.clone(),
@@ -122,21 +123,6 @@ pub async fn serve(
                 }),
             ));
         }
-        // The recorder keeps histogram samples until upkeep folds them in; run it between
-        // scrapes so memory stays flat however rarely the process is scraped.
-        let stop = shutdown.clone();
-        tasks.push((
-            "the metrics upkeep",
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return Ok(()),
-                        _ = every.tick() => handle.run_upkeep(),
-                    }
-                }
-            }),
-        ));
     }
     if let Some(listener) = listener {
         let router = api::router(api::AppState {
@@ -225,43 +211,37 @@ pub async fn serve(
     }
 }
 
-/// How often the metrics recorder's upkeep runs.
-const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
 /// The process's Prometheus recorder: installed at most once (the recorder is global).
-static METRICS: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+static METRICS: OnceLock<PrometheusRecorder> = OnceLock::new();
 
 /// Installs the Prometheus recorder when a setting serves `/metrics` (`VENDORFLOW_METRICS_ON_API`
 /// or `VENDORFLOW_METRICS_LISTEN`), with the histogram buckets of each duration metric and the
-/// descriptions of every metric; returns its handle. Without such a setting nothing is installed
-/// and every metric call in the libraries stays a no-op.
-fn install_metrics(
-    settings: &Settings,
-) -> anyhow::Result<Option<metrics_exporter_prometheus::PrometheusHandle>> {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-
+/// descriptions of every metric; returns it, to render. Without such a setting nothing is
+/// installed and every metric call in the libraries stays a no-op.
+fn install_metrics(settings: &Settings) -> anyhow::Result<Option<PrometheusRecorder>> {
     if !settings.metrics_on_api && settings.metrics_listen.is_none() {
         return Ok(None);
     }
-    if let Some(handle) = METRICS.get() {
-        return Ok(Some(handle.clone()));
+    if let Some(recorder) = METRICS.get() {
+        return Ok(Some(recorder.clone()));
     }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(engine::observability::STEP_DURATION.to_owned()),
+    let recorder = PrometheusRecorder::builder()
+        .buckets(
+            engine::observability::STEP_DURATION,
             engine::observability::STEP_DURATION_BUCKETS,
         )?
-        .set_buckets_for_metric(
-            Matcher::Full(providers::observability::PROVIDER_REQUEST_DURATION.to_owned()),
+        .buckets(
+            providers::observability::PROVIDER_REQUEST_DURATION,
             providers::observability::PROVIDER_REQUEST_BUCKETS,
         )?
-        .install_recorder()
+        .build();
+    metrics::set_global_recorder(recorder.clone())
         .context("installing the Prometheus metrics recorder")?;
     engine::observability::describe();
     providers::observability::describe();
     webhooks::observability::describe();
     api::observability::describe();
-    Ok(Some(METRICS.get_or_init(|| handle).clone()))
+    Ok(Some(METRICS.get_or_init(|| recorder).clone()))
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

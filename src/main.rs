@@ -177,7 +177,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 (Some(token), _) => SecretString::from(token.clone()),
                 (None, Some(token)) => token.clone(),
                 (None, None) => bail!(
-                    "--token: a backend or operator token is required (`vendorflow dev` prints                      one; or set VENDORFLOW_TOKEN)"
+                    "--token: a backend or operator token is required (`vendorflow dev` prints one; or set VENDORFLOW_TOKEN)"
                 ),
             };
             cli::demo::run(args, api, token).await?;
@@ -491,6 +491,13 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
         "dev",
     )
     .await?;
+    let viewer = store::tokens::create(
+        &mut conn,
+        marketplace.id,
+        store::tokens::Role::Viewer,
+        "dev",
+    )
+    .await?;
     drop(conn);
 
     let base = format!("http://{}", settings.listen);
@@ -504,6 +511,9 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
     println!("  marketplace:    {}", marketplace.id);
     println!("  backend token:  {}", backend.token.expose_secret());
     println!("  operator token: {}", operator.token.expose_secret());
+    println!("  viewer token:   {}", viewer.token.expose_secret());
+    println!("  dashboard:      {base}/admin   (sign in with the operator or viewer token)");
+    println!("  metrics:        {base}/metrics");
     println!();
     println!("Try it (see README.md, \"Quick start\"):");
     println!("  export TOKEN={}", backend.token.expose_secret());
