@@ -2,6 +2,8 @@
 //! loads the workflow definitions, and runs the API, the worker, the scheduler and the webhook
 //! relay on one runtime until a shutdown signal.
 
+mod prometheus;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -13,9 +15,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
-
-mod prometheus;
-
 use prometheus::PrometheusRecorder;
 
 /// What the running parts share.

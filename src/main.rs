@@ -148,7 +148,12 @@ enum TokenCommands {
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let settings = Settings::load()?;
-    telemetry::init(settings.log_format, &settings.log_filter);
+    // The benchmark would print a line per finished run at `info`; it reports figures instead.
+    let log_filter = match cli.command {
+        Commands::Bench { .. } if !settings.log_filter_is_set => "warn",
+        _ => settings.log_filter.as_str(),
+    };
+    telemetry::init(settings.log_format, log_filter);
     match cli.command {
         Commands::Runs(command) => {
             let pool = connect(&settings).await?;

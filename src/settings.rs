@@ -47,6 +47,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax (`VENDORFLOW_LOG`, e.g. `info,vendorflow=debug`).
     pub log_filter: String,
+    /// Whether `VENDORFLOW_LOG` (or the file's `log`) was given, rather than the default filter.
+    pub log_filter_is_set: bool,
     /// The provider's base URL (`VENDORFLOW_PROVIDER_URL`); `None` in `dev` starts the sandbox.
     pub provider_url: Option<String>,
     /// The marketplace's own SUMIT CompanyID (`VENDORFLOW_PROVIDER_COMPANY_ID`).
@@ -226,6 +228,7 @@ impl Settings {
                 .parse("listen")?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             log_format: sources.parse("log_format")?.unwrap_or(LogFormat::Human),
+            log_filter_is_set: sources.raw("log").is_some(),
             log_filter: sources
                 .parse("log")?
                 .unwrap_or_else(|| "info,sqlx=warn".to_owned()),

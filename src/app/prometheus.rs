@@ -1,7 +1,7 @@
 //! A small Prometheus recorder for the `metrics` facade, rendered in the text exposition format
-//! 0.0.4. It replaces `metrics-exporter-prometheus`, whose `metrics-util` storage brought a second
-//! copy of `rand` and a score of crates into the tree for features we do not use (summaries,
-//! push gateways, its own HTTP listener).
+//! 0.0.4. It replaces `metrics-exporter-prometheus`, which with `metrics-util` brought 26 crates
+//! into the tree, among them a second copy of `rand`, `rand_core` and `getrandom`, for features
+//! we do not use (summaries, push gateways, its own HTTP listener).
 //!
 //! Counters are atomic integers, gauges are `f64` bits in an atomic, and histograms have fixed
 //! buckets (per metric, configured when the recorder is built) with one atomic count per bucket
@@ -281,14 +281,14 @@ impl Description {
         match self.unit {
             Some(unit) => {
                 let base = name.strip_suffix("_total").unwrap_or(name);
-                let suffix = unit.as_str();
-                if base.len() > suffix.len()
-                    && base.ends_with(suffix)
-                    && base[..base.len() - suffix.len()].ends_with('_')
+                let unit = unit.as_str();
+                if base
+                    .strip_suffix(unit)
+                    .is_some_and(|rest| rest.ends_with('_'))
                 {
                     self.help.clone()
                 } else {
-                    format!("{} (unit: {suffix})", self.help)
+                    format!("{} (unit: {unit})", self.help)
                 }
             }
             None => self.help.clone(),
