@@ -2,36 +2,17 @@
 //! real PostgreSQL: roles, required reasons, marketplace scoping, the audit log written with each
 //! action, bulk dry runs and their cap, lost keys, webhook replay, sessions and CSRF.
 
-mod admin_support;
+mod support;
 
-use admin_support::Harness;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::admin::Harness;
 use uuid::Uuid;
 
-async fn get(h: &Harness, path: &str, token: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .get(format!("{}{path}", h.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn post(h: &Harness, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", h.base))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    h.post(path, token, None, &body).await
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -39,11 +20,13 @@ async fn a_viewer_reads_everything_but_every_action_answers_403_and_changes_noth
     let h = Harness::start(pool).await;
     let (vendor, run) = h.paused_run(h.a.id, "seller-1").await;
 
-    let (status, page) = get(&h, "/v1/admin/runs?status=paused", &h.a.viewer).await;
+    let (status, page) = h.get("/v1/admin/runs?status=paused", &h.a.viewer).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["runs"][0]["id"], run.to_string());
     assert_eq!(page["counts"]["paused"], 1);
-    let (status, _) = get(&h, &format!("/v1/admin/vendors/{vendor}"), &h.a.viewer).await;
+    let (status, _) = h
+        .get(&format!("/v1/admin/vendors/{vendor}"), &h.a.viewer)
+        .await;
     assert_eq!(status, StatusCode::OK);
 
     for path in ["resume", "retry", "cancel", "pause"] {
@@ -68,9 +51,9 @@ async fn a_viewer_reads_everything_but_every_action_answers_403_and_changes_noth
     assert!(h.audit(run).await.is_empty());
 
     // The admin API is not for the marketplace's backend.
-    let (status, _) = get(&h, "/v1/admin/runs", &h.a.backend).await;
+    let (status, _) = h.get("/v1/admin/runs", &h.a.backend).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = get(&h, "/v1/admin/runs", "vf_operator_not-a-token").await;
+    let (status, _) = h.get("/v1/admin/runs", "vf_operator_not-a-token").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -103,7 +86,7 @@ async fn an_operator_resumes_a_paused_run_and_history_and_audit_say_who_and_why(
     );
 
     // The run's page in the API shows the audit entry and the history event with the actor.
-    let (status, detail) = get(&h, &format!("/v1/admin/runs/{run}"), &h.a.viewer).await;
+    let (status, detail) = h.get(&format!("/v1/admin/runs/{run}"), &h.a.viewer).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(detail["audit"][0]["action"], "resume");
     assert_eq!(detail["audit"][0]["channel"], "api");
@@ -191,9 +174,11 @@ async fn another_marketplaces_run_vendor_and_delivery_are_not_found_and_not_touc
     let (vendor, run) = h.paused_run(h.a.id, "seller-4").await;
     let delivery = h.dead_delivery(h.a.id).await;
 
-    let (status, _) = get(&h, &format!("/v1/admin/runs/{run}"), &h.b.operator).await;
+    let (status, _) = h.get(&format!("/v1/admin/runs/{run}"), &h.b.operator).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = get(&h, &format!("/v1/admin/vendors/{vendor}"), &h.b.viewer).await;
+    let (status, _) = h
+        .get(&format!("/v1/admin/vendors/{vendor}"), &h.b.viewer)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = post(
         &h,
@@ -219,14 +204,14 @@ async fn another_marketplaces_run_vendor_and_delivery_are_not_found_and_not_touc
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, page) = get(&h, "/v1/admin/runs", &h.b.viewer).await;
+    let (_, page) = h.get("/v1/admin/runs", &h.b.viewer).await;
     assert_eq!(page["runs"], json!([]));
-    let (_, page) = get(&h, "/v1/admin/webhooks/deliveries", &h.b.viewer).await;
+    let (_, page) = h.get("/v1/admin/webhooks/deliveries", &h.b.viewer).await;
     assert_eq!(page["deliveries"], json!([]));
 
     assert_eq!(h.status(run).await, "paused");
     // The attempts are audited as refused, in marketplace B's log only.
-    let (_, log_b) = get(&h, "/v1/admin/audit", &h.b.viewer).await;
+    let (_, log_b) = h.get("/v1/admin/audit", &h.b.viewer).await;
     let refused: Vec<_> = log_b["entries"]
         .as_array()
         .unwrap()
@@ -241,7 +226,7 @@ async fn another_marketplaces_run_vendor_and_delivery_are_not_found_and_not_touc
             ("resume", "refused")
         ]
     );
-    let (_, log_a) = get(&h, "/v1/admin/audit", &h.a.viewer).await;
+    let (_, log_a) = h.get("/v1/admin/audit", &h.a.viewer).await;
     assert_eq!(log_a["entries"], json!([]));
 }
 
@@ -404,7 +389,9 @@ async fn lost_keys_are_stored_encrypted_shown_only_by_fingerprint_and_resume_the
     assert_eq!(kind, "resumed");
     assert!(reason.unwrap().contains("keys read out by SUMIT support"));
 
-    let (_, shown) = get(&h, &format!("/v1/admin/vendors/{vendor}"), &h.a.viewer).await;
+    let (_, shown) = h
+        .get(&format!("/v1/admin/vendors/{vendor}"), &h.a.viewer)
+        .await;
     assert_eq!(shown["keys_state"], "unverified");
     assert_eq!(shown["provider_company_id"], 7000001);
     assert_eq!(shown["api_key"]["fingerprint"].as_str().unwrap().len(), 8);
@@ -437,9 +424,11 @@ async fn lost_keys_are_stored_encrypted_shown_only_by_fingerprint_and_resume_the
 async fn a_dead_delivery_is_replayed_with_an_audit_entry_and_a_pending_one_is_not(pool: PgPool) {
     let h = Harness::start(pool).await;
     let delivery = h.dead_delivery(h.a.id).await;
-    let (_, dead) = get(&h, "/v1/admin/webhooks/deliveries?status=dead", &h.a.viewer).await;
+    let (_, dead) = h
+        .get("/v1/admin/webhooks/deliveries?status=dead", &h.a.viewer)
+        .await;
     assert_eq!(dead["deliveries"][0]["id"], delivery.to_string());
-    let (_, endpoints) = get(&h, "/v1/admin/webhooks/endpoints", &h.a.viewer).await;
+    let (_, endpoints) = h.get("/v1/admin/webhooks/endpoints", &h.a.viewer).await;
     assert_eq!(endpoints[0]["dead"], 1);
 
     let (status, body) = post(
@@ -450,12 +439,9 @@ async fn a_dead_delivery_is_replayed_with_an_audit_entry_and_a_pending_one_is_no
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, pending) = get(
-        &h,
-        "/v1/admin/webhooks/deliveries?status=pending",
-        &h.a.viewer,
-    )
-    .await;
+    let (_, pending) = h
+        .get("/v1/admin/webhooks/deliveries?status=pending", &h.a.viewer)
+        .await;
     assert_eq!(pending["deliveries"][0]["id"], delivery.to_string());
     assert_eq!(pending["deliveries"][0]["attempts"], 0);
 
@@ -482,44 +468,43 @@ async fn the_runs_list_filters_counts_sorts_and_pages_with_a_cursor(pool: PgPool
     for i in 0..3 {
         pending.push(h.pending_run(h.a.id, &format!("p-{i}")).await.1);
     }
-    let (_, page) = get(&h, "/v1/admin/runs?limit=2", &h.a.viewer).await;
+    let (_, page) = h.get("/v1/admin/runs?limit=2", &h.a.viewer).await;
     assert_eq!(page["runs"].as_array().unwrap().len(), 2);
     assert_eq!(page["runs"][0]["id"], pending[2].to_string());
     assert_eq!(page["counts"], json!({"paused": 1, "pending": 3}));
     let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, next) = get(
-        &h,
-        &format!("/v1/admin/runs?limit=2&cursor={cursor}"),
-        &h.a.viewer,
-    )
-    .await;
+    let (_, next) = h
+        .get(
+            &format!("/v1/admin/runs?limit=2&cursor={cursor}"),
+            &h.a.viewer,
+        )
+        .await;
     assert_eq!(next["runs"][0]["id"], pending[0].to_string());
     assert_eq!(next["runs"][1]["id"], paused.to_string());
     assert_eq!(next["next_cursor"], Value::Null);
 
-    let (_, oldest) = get(&h, "/v1/admin/runs?sort=oldest&limit=1", &h.a.viewer).await;
+    let (_, oldest) = h
+        .get("/v1/admin/runs?sort=oldest&limit=1", &h.a.viewer)
+        .await;
     assert_eq!(oldest["runs"][0]["id"], paused.to_string());
-    let (_, by_vendor) = get(&h, "/v1/admin/runs?vendor=p-1", &h.a.viewer).await;
+    let (_, by_vendor) = h.get("/v1/admin/runs?vendor=p-1", &h.a.viewer).await;
     assert_eq!(by_vendor["runs"][0]["id"], pending[1].to_string());
     assert_eq!(by_vendor["runs"].as_array().unwrap().len(), 1);
-    let (_, by_step) = get(&h, "/v1/admin/runs?step=capture_api_keys", &h.a.viewer).await;
+    let (_, by_step) = h
+        .get("/v1/admin/runs?step=capture_api_keys", &h.a.viewer)
+        .await;
     assert_eq!(by_step["runs"][0]["id"], paused.to_string());
     // Nothing has been unchanged for an hour yet.
-    let (_, stuck) = get(&h, "/v1/admin/runs?stuck_minutes=60", &h.a.viewer).await;
+    let (_, stuck) = h.get("/v1/admin/runs?stuck_minutes=60", &h.a.viewer).await;
     assert_eq!(stuck["runs"], json!([]));
-    let (status, _) = get(&h, "/v1/admin/runs?status=lost", &h.a.viewer).await;
+    let (status, _) = h.get("/v1/admin/runs?status=lost", &h.a.viewer).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_admin_api_is_in_the_openapi_document(pool: PgPool) {
     let h = Harness::start(pool).await;
-    let spec: Value = reqwest::get(format!("{}/openapi.json", h.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = h.openapi().await;
     for path in [
         "/v1/admin/runs",
         "/v1/admin/runs/{id}",

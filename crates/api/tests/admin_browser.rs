@@ -11,16 +11,16 @@
 //! the target directory, and also to `$VENDORFLOW_SCREENSHOT_DIR` when it is set (how
 //! `docs/dashboard.png` is made).
 
-mod admin_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use admin_support::Harness;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::admin::Harness;
 
 /// The W3C WebDriver key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";

@@ -6,12 +6,15 @@
 //! step and signal): these tests are about the HTTP edge; the workflows themselves are tested in
 //! the steps crate and end to end.
 
+mod support;
+
+use std::ops::Deref;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::Api;
 use uuid::Uuid;
 
 const CHARGE_TEST_WORKFLOW: &str = r#"
@@ -30,13 +33,9 @@ name = "await_vendor_ready"
 wait = "vendor_ready"
 "#;
 
+/// The shared application with three vendors.
 struct TestApi {
-    base: String,
-    client: reqwest::Client,
-    pool: PgPool,
-    backend_a: String,
-    operator_a: String,
-    viewer_a: String,
+    api: Api,
     /// A vendor of marketplace A.
     vendor_a: Uuid,
     /// Another vendor of marketplace A.
@@ -45,141 +44,50 @@ struct TestApi {
     vendor_b: Uuid,
 }
 
+impl Deref for TestApi {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApi {
     async fn start(pool: PgPool) -> TestApi {
-        let mut registry = engine::Registry::new();
-        registry.signal("vendor_ready");
-        let definitions = engine::Definitions::from_sources(
-            [
+        let definitions = support::waiting_definitions(
+            &[
                 ("vendor_charge.toml", CHARGE_TEST_WORKFLOW),
                 ("vendor_document.toml", DOCUMENT_TEST_WORKFLOW),
             ],
-            &registry,
-        )
-        .unwrap();
-        let state = api::AppState {
-            pool: pool.clone(),
-            definitions: Arc::new(definitions),
-            keyring: Arc::new(store::secrets::Keyring::single(
-                store::secrets::MasterKey::generate(),
-            )),
-            metrics: None,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
-
-        let mut conn = pool.acquire().await.unwrap();
-        let a = store::marketplaces::insert(&mut conn, "A").await.unwrap();
-        let b = store::marketplaces::insert(&mut conn, "B").await.unwrap();
+            "vendor_ready",
+        );
+        let api = Api::start(pool, definitions, support::keyring()).await;
         let vendor = |market: Uuid, external_id: &'static str| {
-            let pool = pool.clone();
-            async move {
-                let mut conn = pool.acquire().await.unwrap();
-                store::vendors::insert(
-                    &mut conn,
-                    &store::vendors::NewVendor {
-                        marketplace_id: market,
-                        external_id: external_id.to_owned(),
-                        legal_name: "Dana Ceramics Ltd".to_owned(),
-                        corporate_number: "515555555".to_owned(),
-                        business_type: "company".to_owned(),
-                        email: "dana@example.co.il".to_owned(),
-                        phone_e164: "+972521234567".to_owned(),
-                        mode: "clearing".to_owned(),
-                        bank_account_checked: Some(true),
-                        bank_account_last4: Some("1116".to_owned()),
-                    },
-                )
-                .await
-                .unwrap()
-                .id
-            }
-        };
-        let token = |market, role| {
-            let pool = pool.clone();
-            async move {
-                let mut conn = pool.acquire().await.unwrap();
-                store::tokens::create(&mut conn, market, role, "test")
-                    .await
-                    .unwrap()
-                    .token
-                    .expose_secret()
-                    .to_owned()
-            }
+            support::insert_vendor(
+                &api.pool,
+                market,
+                external_id,
+                "Dana Ceramics Ltd",
+                "515555555".to_owned(),
+                "dana@example.co.il".to_owned(),
+            )
         };
         TestApi {
-            backend_a: token(a.id, store::tokens::Role::Backend).await,
-            operator_a: token(a.id, store::tokens::Role::Operator).await,
-            viewer_a: token(a.id, store::tokens::Role::Viewer).await,
-            vendor_a: vendor(a.id, "seller-1").await,
-            vendor_a2: vendor(a.id, "seller-2").await,
-            vendor_b: vendor(b.id, "seller-1").await,
-            base,
-            client: reqwest::Client::new(),
-            pool,
+            vendor_a: vendor(api.a.id, "seller-1").await,
+            vendor_a2: vendor(api.a.id, "seller-2").await,
+            vendor_b: vendor(api.b.id, "seller-1").await,
+            api,
         }
-    }
-
-    async fn post_full(
-        &self,
-        path: &str,
-        token: &str,
-        key: Option<&str>,
-        body: &Value,
-    ) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(body);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        request.send().await.unwrap()
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        token: &str,
-        key: Option<&str>,
-        body: &Value,
-    ) -> (StatusCode, Value) {
-        let response = self.post_full(path, token, key, body).await;
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn charge(&self, vendor: Uuid, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
         self.post(
             &format!("/v1/vendors/{vendor}/charges"),
-            &self.backend_a,
+            &self.a.backend,
             key,
             body,
         )
         .await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM vendorflow.{table}"
-        )))
-        .fetch_one(&self.pool)
-        .await
-        .unwrap()
     }
 
     async fn run_input(&self, run_id: &str) -> Value {
@@ -278,12 +186,12 @@ async fn a_charge_is_accepted_and_its_run_holds_the_typed_input_only(pool: PgPoo
     .unwrap();
     assert_eq!(leaked, 0);
 
-    let (status, run) = api.get(&format!("/v1/runs/{run_id}"), &api.viewer_a).await;
+    let (status, run) = api.get(&format!("/v1/runs/{run_id}"), &api.a.viewer).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(run["workflow"], "vendor_charge");
     assert_eq!(run["vendor_id"], json!(api.vendor_a));
     let (_, vendor) = api
-        .get(&format!("/v1/vendors/{}", api.vendor_a), &api.viewer_a)
+        .get(&format!("/v1/vendors/{}", api.vendor_a), &api.a.viewer)
         .await;
     assert_eq!(vendor["runs"][0]["id"], run_id);
 }
@@ -294,7 +202,7 @@ async fn a_document_is_accepted_by_an_operator_with_its_typed_input(pool: PgPool
     let (status, answer) = api
         .post(
             &format!("/v1/vendors/{}/documents", api.vendor_a),
-            &api.operator_a,
+            &api.a.operator,
             None,
             &document("invoice-2025-0007"),
         )
@@ -314,7 +222,7 @@ async fn a_document_is_accepted_by_an_operator_with_its_typed_input(pool: PgPool
         json!([{"method": "bank_transfer", "bank": 12, "branch": 571,
                 "reference": "TRX-9", "amount_agorot": 30000}])
     );
-    let (_, run) = api.get(&format!("/v1/runs/{run_id}"), &api.viewer_a).await;
+    let (_, run) = api.get(&format!("/v1/runs/{run_id}"), &api.a.viewer).await;
     assert_eq!(run["workflow"], "vendor_document");
 }
 
@@ -368,7 +276,7 @@ async fn bad_fields_get_a_422_at_their_json_paths_and_nothing_is_stored(pool: Pg
     let (status, problem) = api
         .post(
             &format!("/v1/vendors/{}/documents", api.vendor_a),
-            &api.backend_a,
+            &api.a.backend,
             None,
             &body,
         )
@@ -379,7 +287,7 @@ async fn bad_fields_get_a_422_at_their_json_paths_and_nothing_is_stored(pool: Pg
     let (_, problem) = api
         .post(
             &format!("/v1/vendors/{}/documents", api.vendor_a),
-            &api.backend_a,
+            &api.a.backend,
             None,
             &body,
         )
@@ -405,7 +313,7 @@ async fn a_card_number_anywhere_is_refused_and_never_echoed(pool: PgPool) {
     let response = api
         .client
         .post(format!("{}/v1/vendors/{}/charges", api.base, api.vendor_a))
-        .bearer_auth(&api.backend_a)
+        .bearer_auth(&api.a.backend)
         .header("Accept-Language", "he")
         .json(&body)
         .send()
@@ -444,7 +352,7 @@ async fn a_card_number_anywhere_is_refused_and_never_echoed(pool: PgPool) {
     let (status, problem) = api
         .post(
             &format!("/v1/vendors/{}/documents", api.vendor_a),
-            &api.backend_a,
+            &api.a.backend,
             None,
             &body,
         )
@@ -468,7 +376,7 @@ async fn another_marketplaces_vendor_is_not_found(pool: PgPool) {
         let (status, problem) = api
             .post(
                 &format!("/v1/vendors/{vendor}/charges"),
-                &api.backend_a,
+                &api.a.backend,
                 Some("k-404"),
                 &charge("order-1"),
             )
@@ -477,7 +385,7 @@ async fn another_marketplaces_vendor_is_not_found(pool: PgPool) {
         let (status, _) = api
             .post(
                 &format!("/v1/vendors/{vendor}/documents"),
-                &api.backend_a,
+                &api.a.backend,
                 None,
                 &document("r-1"),
             )
@@ -519,17 +427,17 @@ async fn a_second_order_with_the_same_key_for_a_vendor_is_a_conflict_naming_the_
     // Documents: once per vendor and reference.
     let path = format!("/v1/vendors/{}/documents", api.vendor_a);
     let (status, first) = api
-        .post(&path, &api.backend_a, None, &document("inv-1"))
+        .post(&path, &api.a.backend, None, &document("inv-1"))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let (status, problem) = api
-        .post(&path, &api.backend_a, None, &document("inv-1"))
+        .post(&path, &api.a.backend, None, &document("inv-1"))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(problem["run_id"], first["run_id"]);
     // A charge's order id does not collide with a document's reference.
     let (status, _) = api
-        .post(&path, &api.backend_a, None, &document("order-7"))
+        .post(&path, &api.a.backend, None, &document("order-7"))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(api.count("runs").await, 5);
@@ -568,7 +476,7 @@ async fn the_same_idempotency_key_replays_and_another_body_is_a_conflict(pool: P
     let first = api
         .post_full(
             &format!("/v1/vendors/{}/charges", api.vendor_a),
-            &api.backend_a,
+            &api.a.backend,
             Some("pay-1"),
             &charge("order-1"),
         )
@@ -581,7 +489,7 @@ async fn the_same_idempotency_key_replays_and_another_body_is_a_conflict(pool: P
     let again = api
         .post_full(
             &format!("/v1/vendors/{}/charges", api.vendor_a),
-            &api.backend_a,
+            &api.a.backend,
             Some("pay-1"),
             &charge("order-1"),
         )
@@ -611,7 +519,7 @@ async fn a_viewer_may_not_charge_or_issue_documents(pool: PgPool) {
     let (status, problem) = api
         .post(
             &format!("/v1/vendors/{}/charges", api.vendor_a),
-            &api.viewer_a,
+            &api.a.viewer,
             None,
             &charge("order-1"),
         )
@@ -620,7 +528,7 @@ async fn a_viewer_may_not_charge_or_issue_documents(pool: PgPool) {
     let (status, _) = api
         .post(
             &format!("/v1/vendors/{}/documents", api.vendor_a),
-            &api.viewer_a,
+            &api.a.viewer,
             None,
             &document("r-1"),
         )
@@ -641,12 +549,7 @@ async fn a_viewer_may_not_charge_or_issue_documents(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_openapi_document_describes_both_routes(pool: PgPool) {
     let api = TestApi::start(pool).await;
-    let spec: Value = reqwest::get(format!("{}/openapi.json", api.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = api.openapi().await;
     for (path, request, answer) in [
         (
             "/v1/vendors/{id}/charges",

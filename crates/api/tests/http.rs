@@ -4,12 +4,14 @@
 //! The onboarding workflow here is a test definition that only waits for a signal: these tests
 //! are about the HTTP edge; the workflows themselves are tested in the steps crate and end to end.
 
+mod support;
+
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::Api;
 use uuid::Uuid;
 
 const ONBOARDING_TEST_WORKFLOW: &str = r#"
@@ -20,101 +22,12 @@ name = "await_terminal_approval"
 wait = "terminal_approved"
 "#;
 
-struct TestApi {
-    base: String,
-    client: reqwest::Client,
-    pool: PgPool,
-    backend_a: String,
-    viewer_a: String,
-    backend_b: String,
-}
-
-impl TestApi {
-    async fn start(pool: PgPool) -> TestApi {
-        let mut registry = engine::Registry::new();
-        registry.signal("terminal_approved");
-        let definitions = engine::Definitions::from_sources(
-            [("vendor_onboarding.toml", ONBOARDING_TEST_WORKFLOW)],
-            &registry,
-        )
-        .unwrap();
-        let state = api::AppState {
-            pool: pool.clone(),
-            definitions: Arc::new(definitions),
-            keyring: Arc::new(store::secrets::Keyring::single(
-                store::secrets::MasterKey::generate(),
-            )),
-            metrics: None,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
-
-        let mut conn = pool.acquire().await.unwrap();
-        let a = store::marketplaces::insert(&mut conn, "A").await.unwrap();
-        let b = store::marketplaces::insert(&mut conn, "B").await.unwrap();
-        let token = |market, role| {
-            let pool = pool.clone();
-            async move {
-                let mut conn = pool.acquire().await.unwrap();
-                store::tokens::create(&mut conn, market, role, "test")
-                    .await
-                    .unwrap()
-                    .token
-                    .expose_secret()
-                    .to_owned()
-            }
-        };
-        TestApi {
-            backend_a: token(a.id, store::tokens::Role::Backend).await,
-            viewer_a: token(a.id, store::tokens::Role::Viewer).await,
-            backend_b: token(b.id, store::tokens::Role::Backend).await,
-            base,
-            client: reqwest::Client::new(),
-            pool,
-        }
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        token: &str,
-        key: Option<&str>,
-        body: &Value,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(body);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM vendorflow.{table}"
-        )))
-        .fetch_one(&self.pool)
-        .await
-        .unwrap()
-    }
+async fn start(pool: PgPool) -> Api {
+    let definitions = support::waiting_definitions(
+        &[("vendor_onboarding.toml", ONBOARDING_TEST_WORKFLOW)],
+        "terminal_approved",
+    );
+    Api::start(pool, definitions, support::keyring()).await
 }
 
 fn vendor(external_id: &str) -> Value {
@@ -132,11 +45,11 @@ fn vendor(external_id: &str) -> Value {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_onboarding_is_accepted_with_the_contract_answer_and_stored_once(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     let (status, body) = api
         .post(
             "/v1/onboardings",
-            &api.backend_a,
+            &api.a.backend,
             Some("k-1"),
             &vendor("seller-1042"),
         )
@@ -149,14 +62,14 @@ async fn an_onboarding_is_accepted_with_the_contract_answer_and_stored_once(pool
     assert_eq!(body["links"]["vendor"], format!("/v1/vendors/{vendor_id}"));
 
     let (status, vendor) = api
-        .get(&format!("/v1/vendors/{vendor_id}"), &api.viewer_a)
+        .get(&format!("/v1/vendors/{vendor_id}"), &api.a.viewer)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(vendor["phone"], "+972521234567");
     assert_eq!(vendor["bank_account"]["last4"], "1116");
     assert_eq!(vendor["runs"][0]["id"], run_id);
 
-    let (status, run) = api.get(&format!("/v1/runs/{run_id}"), &api.backend_a).await;
+    let (status, run) = api.get(&format!("/v1/runs/{run_id}"), &api.a.backend).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(run["workflow"], "vendor_onboarding");
     assert_eq!(run["vendor_id"], vendor_id);
@@ -185,7 +98,7 @@ async fn an_onboarding_is_accepted_with_the_contract_answer_and_stored_once(pool
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn invalid_fields_get_a_422_naming_each_field_and_nothing_is_stored(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     let mut body = vendor("seller-1");
     body["vendor"]["corporate_number"] = json!("515555556");
     body["vendor"]["phone"] = json!("123");
@@ -193,7 +106,7 @@ async fn invalid_fields_get_a_422_naming_each_field_and_nothing_is_stored(pool: 
     let response = api
         .client
         .post(format!("{}/v1/onboardings", api.base))
-        .bearer_auth(&api.backend_a)
+        .bearer_auth(&api.a.backend)
         .header("Accept-Language", "he-IL")
         .json(&body)
         .send()
@@ -238,11 +151,11 @@ async fn invalid_fields_get_a_422_naming_each_field_and_nothing_is_stored(pool: 
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_card_number_anywhere_is_refused_with_an_explanation(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     let mut body = vendor("seller-1");
     body["vendor"]["notes"] = json!("card 4580 4580 4580 4580");
     let (status, problem) = api
-        .post("/v1/onboardings", &api.backend_a, None, &body)
+        .post("/v1/onboardings", &api.a.backend, None, &body)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["field"], "vendor.notes");
@@ -263,11 +176,11 @@ async fn a_card_number_anywhere_is_refused_with_an_explanation(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_same_idempotency_key_replays_and_another_body_is_a_conflict(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     let first = api
         .post(
             "/v1/onboardings",
-            &api.backend_a,
+            &api.a.backend,
             Some("key-7"),
             &vendor("s-7"),
         )
@@ -275,7 +188,7 @@ async fn the_same_idempotency_key_replays_and_another_body_is_a_conflict(pool: P
     let again = api
         .post(
             "/v1/onboardings",
-            &api.backend_a,
+            &api.a.backend,
             Some("key-7"),
             &vendor("s-7"),
         )
@@ -285,7 +198,7 @@ async fn the_same_idempotency_key_replays_and_another_body_is_a_conflict(pool: P
     let other = api
         .post(
             "/v1/onboardings",
-            &api.backend_a,
+            &api.a.backend,
             Some("key-7"),
             &vendor("s-8"),
         )
@@ -298,7 +211,7 @@ async fn the_same_idempotency_key_replays_and_another_body_is_a_conflict(pool: P
     let in_b = api
         .post(
             "/v1/onboardings",
-            &api.backend_b,
+            &api.b.backend,
             Some("key-7"),
             &vendor("s-7"),
         )
@@ -309,14 +222,14 @@ async fn the_same_idempotency_key_replays_and_another_body_is_a_conflict(pool: P
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn concurrent_duplicates_create_one_run(pool: PgPool) {
-    let api = Arc::new(TestApi::start(pool).await);
+    let api = Arc::new(start(pool).await);
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let api = api.clone();
         tasks.push(tokio::spawn(async move {
             api.post(
                 "/v1/onboardings",
-                &api.backend_a,
+                &api.a.backend,
                 Some("same"),
                 &vendor("s-1"),
             )
@@ -343,15 +256,15 @@ async fn concurrent_duplicates_create_one_run(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_second_onboarding_of_the_same_external_id_is_a_conflict(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     assert_eq!(
-        api.post("/v1/onboardings", &api.backend_a, None, &vendor("dup"))
+        api.post("/v1/onboardings", &api.a.backend, None, &vendor("dup"))
             .await
             .0,
         StatusCode::ACCEPTED
     );
     let (status, problem) = api
-        .post("/v1/onboardings", &api.backend_a, None, &vendor("dup"))
+        .post("/v1/onboardings", &api.a.backend, None, &vendor("dup"))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(problem["detail"].as_str().unwrap().contains("dup"));
@@ -360,31 +273,31 @@ async fn a_second_onboarding_of_the_same_external_id_is_a_conflict(pool: PgPool)
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn one_marketplace_cannot_read_or_act_on_anothers_runs(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     let (_, accepted) = api
-        .post("/v1/onboardings", &api.backend_a, None, &vendor("a-1"))
+        .post("/v1/onboardings", &api.a.backend, None, &vendor("a-1"))
         .await;
     let run_id = accepted["run_id"].as_str().unwrap();
     let vendor_id = accepted["vendor_id"].as_str().unwrap();
 
     assert_eq!(
-        api.get(&format!("/v1/runs/{run_id}"), &api.backend_b)
+        api.get(&format!("/v1/runs/{run_id}"), &api.b.backend)
             .await
             .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        api.get(&format!("/v1/vendors/{vendor_id}"), &api.backend_b)
+        api.get(&format!("/v1/vendors/{vendor_id}"), &api.b.backend)
             .await
             .0,
         StatusCode::NOT_FOUND
     );
-    let (_, page) = api.get("/v1/runs", &api.backend_b).await;
+    let (_, page) = api.get("/v1/runs", &api.b.backend).await;
     assert_eq!(page["runs"].as_array().unwrap().len(), 0);
     let (status, _) = api
         .post(
             &format!("/v1/runs/{run_id}/signals/terminal_approved"),
-            &api.backend_b,
+            &api.b.backend,
             None,
             &json!({}),
         )
@@ -396,14 +309,14 @@ async fn one_marketplace_cannot_read_or_act_on_anothers_runs(pool: PgPool) {
     let (status, body) = api
         .post(
             &format!("/v1/runs/{run_id}/signals/terminal_approved"),
-            &api.backend_a,
+            &api.a.backend,
             Some("sig-1"),
             &json!({"reason": "approved by Upay"}),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(api.count("signals").await, 1);
-    let (_, run) = api.get(&format!("/v1/runs/{run_id}"), &api.backend_a).await;
+    let (_, run) = api.get(&format!("/v1/runs/{run_id}"), &api.a.backend).await;
     assert!(
         run["history"]
             .as_array()
@@ -416,7 +329,7 @@ async fn one_marketplace_cannot_read_or_act_on_anothers_runs(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn tokens_are_required_and_roles_are_enforced(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     let no_token = api
         .client
         .post(format!("{}/v1/onboardings", api.base))
@@ -430,7 +343,7 @@ async fn tokens_are_required_and_roles_are_enforced(pool: PgPool) {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = api
-        .post("/v1/onboardings", &api.viewer_a, None, &vendor("x"))
+        .post("/v1/onboardings", &api.a.viewer, None, &vendor("x"))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(api.count("vendors").await, 0);
@@ -438,12 +351,12 @@ async fn tokens_are_required_and_roles_are_enforced(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn malformed_requests_get_clear_4xx_answers_never_500(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     let url = format!("{}/v1/onboardings", api.base);
     let send = |body: reqwest::Body, content_type: &'static str| {
         api.client
             .post(&url)
-            .bearer_auth(&api.backend_a)
+            .bearer_auth(&api.a.backend)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -492,7 +405,7 @@ async fn malformed_requests_get_clear_4xx_answers_never_500(pool: PgPool) {
     let bad_key = api
         .client
         .post(&url)
-        .bearer_auth(&api.backend_a)
+        .bearer_auth(&api.a.backend)
         .header("Idempotency-Key", "x".repeat(300))
         .json(&vendor("k"))
         .send()
@@ -500,15 +413,15 @@ async fn malformed_requests_get_clear_4xx_answers_never_500(pool: PgPool) {
         .unwrap();
     assert_eq!(bad_key.status(), StatusCode::BAD_REQUEST);
 
-    let (status, _) = api.get("/v1/nowhere", &api.backend_a).await;
+    let (status, _) = api.get("/v1/nowhere", &api.a.backend).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = api.get("/v1/runs/not-a-uuid", &api.backend_a).await;
+    let (status, _) = api.get("/v1/runs/not-a-uuid", &api.a.backend).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = api.get("/v1/runs?limit=100000", &api.backend_a).await;
+    let (status, _) = api.get("/v1/runs?limit=100000", &api.a.backend).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = api.get("/v1/runs?status=exploded", &api.backend_a).await;
+    let (status, _) = api.get("/v1/runs?status=exploded", &api.a.backend).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = api.get("/v1/runs?cursor=zzz", &api.backend_a).await;
+    let (status, _) = api.get("/v1/runs?cursor=zzz", &api.a.backend).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let delete = api
         .client
@@ -522,13 +435,13 @@ async fn malformed_requests_get_clear_4xx_answers_never_500(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn runs_are_listed_newest_first_with_filters_and_a_cursor(pool: PgPool) {
-    let api = TestApi::start(pool).await;
+    let api = start(pool).await;
     let mut ids = Vec::new();
     for n in 0..5 {
         let (_, body) = api
             .post(
                 "/v1/onboardings",
-                &api.backend_a,
+                &api.a.backend,
                 None,
                 &vendor(&format!("v-{n}")),
             )
@@ -536,12 +449,12 @@ async fn runs_are_listed_newest_first_with_filters_and_a_cursor(pool: PgPool) {
         ids.push(body["run_id"].as_str().unwrap().to_owned());
     }
     let (status, page1) = api
-        .get("/v1/runs?limit=2&workflow=vendor_onboarding", &api.viewer_a)
+        .get("/v1/runs?limit=2&workflow=vendor_onboarding", &api.a.viewer)
         .await;
     assert_eq!(status, StatusCode::OK);
     let cursor = page1["next_cursor"].as_str().unwrap();
     let (_, page2) = api
-        .get(&format!("/v1/runs?limit=2&cursor={cursor}"), &api.viewer_a)
+        .get(&format!("/v1/runs?limit=2&cursor={cursor}"), &api.a.viewer)
         .await;
     let (_, page3) = api
         .get(
@@ -549,7 +462,7 @@ async fn runs_are_listed_newest_first_with_filters_and_a_cursor(pool: PgPool) {
                 "/v1/runs?limit=2&cursor={}",
                 page2["next_cursor"].as_str().unwrap()
             ),
-            &api.viewer_a,
+            &api.a.viewer,
         )
         .await;
     assert!(page3["next_cursor"].is_null());
@@ -562,23 +475,18 @@ async fn runs_are_listed_newest_first_with_filters_and_a_cursor(pool: PgPool) {
     newest_first.reverse();
     assert_eq!(listed, newest_first);
 
-    let (_, none) = api.get("/v1/runs?status=failed", &api.viewer_a).await;
+    let (_, none) = api.get("/v1/runs?status=failed", &api.a.viewer).await;
     assert_eq!(none["runs"].as_array().unwrap().len(), 0);
     let (_, other_workflow) = api
-        .get("/v1/runs?workflow=vendor_charge", &api.viewer_a)
+        .get("/v1/runs?workflow=vendor_charge", &api.a.viewer)
         .await;
     assert_eq!(other_workflow["runs"].as_array().unwrap().len(), 0);
 }
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_openapi_document_and_reference_page_describe_the_routes(pool: PgPool) {
-    let api = TestApi::start(pool).await;
-    let spec: Value = reqwest::get(format!("{}/openapi.json", api.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = start(pool).await;
+    let spec = api.openapi().await;
     for path in [
         "/v1/onboardings",
         "/v1/runs",

@@ -1,6 +1,8 @@
 //! `GET /metrics` over real HTTP: served (without a token) only when the binary hands over a
 //! render function, as the Prometheus text format, on the API router or on a router of its own.
 
+mod support;
+
 use std::sync::Arc;
 
 use reqwest::StatusCode;
@@ -15,28 +17,15 @@ wait = "terminal_approved"
 "#;
 
 fn state(pool: PgPool, metrics: Option<api::MetricsRender>) -> api::AppState {
-    let mut registry = engine::Registry::new();
-    registry.signal("terminal_approved");
-    let definitions = engine::Definitions::from_sources(
-        [("vendor_onboarding.toml", WAITING_WORKFLOW)],
-        &registry,
-    )
-    .unwrap();
     api::AppState {
         pool,
-        definitions: Arc::new(definitions),
-        keyring: Arc::new(store::secrets::Keyring::single(
-            store::secrets::MasterKey::generate(),
-        )),
+        definitions: support::waiting_definitions(
+            &[("vendor_onboarding.toml", WAITING_WORKFLOW)],
+            "terminal_approved",
+        ),
+        keyring: support::keyring(),
         metrics,
     }
-}
-
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    base
 }
 
 fn render() -> api::MetricsRender {
@@ -45,14 +34,14 @@ fn render() -> api::MetricsRender {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn without_a_render_function_the_api_does_not_serve_metrics(pool: PgPool) {
-    let base = serve(api::router(state(pool, None))).await;
+    let base = support::serve(api::router(state(pool, None))).await;
     let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn with_a_render_function_the_api_serves_the_text_format_without_a_token(pool: PgPool) {
-    let base = serve(api::router(state(pool, Some(render())))).await;
+    let base = support::serve(api::router(state(pool, Some(render())))).await;
     let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
@@ -69,7 +58,7 @@ async fn with_a_render_function_the_api_serves_the_text_format_without_a_token(p
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_metrics_router_serves_metrics_and_nothing_else(pool: PgPool) {
-    let base = serve(api::metrics_router(state(pool, Some(render())))).await;
+    let base = support::serve(api::metrics_router(state(pool, Some(render())))).await;
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
     assert!(metrics.text().await.unwrap().contains("probe_total 7"));

@@ -43,9 +43,9 @@ use engine::Registry;
 use providers::sumit::{Credentials, SumitClient};
 use secrecy::SecretString;
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
-use store::provider_records::{self, SupplyKeysError};
-use store::secrets::{Keyring, SecretsError};
+use sqlx::PgPool;
+use store::provider_records;
+use store::secrets::Keyring;
 use uuid::Uuid;
 
 mod charge;
@@ -192,35 +192,9 @@ fn mode_of(input: &Value) -> Option<&str> {
     input.get("mode").and_then(Value::as_str)
 }
 
-/// Why [`supply_api_keys`] refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StepsError {
-    /// The database answered with an error or could not be reached.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The keys could not be encrypted or stored.
-    #[error(transparent)]
-    Secrets(#[from] SecretsError),
-    /// No vendor has this id.
-    #[error("vendor {0} not found")]
-    VendorNotFound(Uuid),
-    /// The vendor's organization is known, and it is another one.
-    #[error(
-        "vendor {vendor_id} belongs to SUMIT organization {known}, not {given}: check the CompanyID"
-    )]
-    CompanyMismatch {
-        vendor_id: Uuid,
-        known: i64,
-        given: i64,
-    },
-    /// Another vendor already has this organization.
-    #[error("SUMIT organization {0} already belongs to another vendor")]
-    CompanyTaken(i64),
-    /// A value is empty or out of range; the message names which (never the value).
-    #[error("invalid keys: {0}")]
-    InvalidKeys(&'static str),
-}
+/// Why [`supply_api_keys`] refused: the store's error, because the store owns the rules (the API,
+/// which must not know the steps, calls them too). The name stays for the steps' callers.
+pub use store::provider_records::SupplyKeysError as StepsError;
 
 /// Stores an organization's keys that an operator entered (because the answer that carried them
 /// was lost, or the corporate number was already registered), in one transaction: the keys
@@ -242,7 +216,7 @@ pub async fn supply_api_keys(
     api_public_key: SecretString,
 ) -> Result<(), StepsError> {
     let mut tx = pool.begin().await?;
-    supply_api_keys_in(
+    provider_records::supply_api_keys(
         &mut tx,
         keyring,
         vendor_id,
@@ -253,43 +227,4 @@ pub async fn supply_api_keys(
     .await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// [`supply_api_keys`] on the caller's connection, e.g. inside the API's transaction with its
-/// audit record. Call it inside a transaction: it writes three rows.
-pub async fn supply_api_keys_in(
-    conn: &mut PgConnection,
-    keyring: &Keyring,
-    vendor_id: Uuid,
-    company_id: i64,
-    api_key: &SecretString,
-    api_public_key: &SecretString,
-) -> Result<(), StepsError> {
-    // The storage rules live in the store so that the API (which must not know the steps) can
-    // call them too; this wrapper only maps the errors to the steps' own.
-    provider_records::supply_api_keys(
-        conn,
-        keyring,
-        vendor_id,
-        company_id,
-        api_key,
-        api_public_key,
-    )
-    .await
-    .map_err(|e| match e {
-        SupplyKeysError::Database(e) => StepsError::Database(e),
-        SupplyKeysError::Secrets(e) => StepsError::Secrets(e),
-        SupplyKeysError::VendorNotFound(id) => StepsError::VendorNotFound(id),
-        SupplyKeysError::CompanyMismatch {
-            vendor_id,
-            known,
-            given,
-        } => StepsError::CompanyMismatch {
-            vendor_id,
-            known,
-            given,
-        },
-        SupplyKeysError::CompanyTaken(id) => StepsError::CompanyTaken(id),
-        SupplyKeysError::InvalidKeys(why) => StepsError::InvalidKeys(why),
-    })
 }

@@ -1,6 +1,7 @@
 //! What the operators' dashboard and admin API read and record beyond the engine's tables: the
-//! append-only audit log, dashboard sessions, and listings scoped to one marketplace (vendors,
-//! a page of runs oldest first, a vendor's charges and documents, dead letters per endpoint).
+//! append-only audit log, dashboard sessions, and listings scoped to one marketplace (vendors, a
+//! vendor's charges and documents, dead letters per endpoint). Runs are listed by
+//! `run_queries`, in both directions.
 //!
 //! Sessions are stored by the SHA-256 of their id (hashed by the caller); nothing here holds a
 //! bearer token or a secret value.
@@ -11,8 +12,6 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::provider_records::{DocumentRecord, PaymentRecord};
-use crate::run_queries::{RunCursor, RunFilter};
-use crate::runs::RunRow;
 
 // ----- Audit log. -----
 
@@ -197,49 +196,6 @@ pub async fn delete_expired_sessions(conn: &mut PgConnection) -> Result<u64, sql
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected())
-}
-
-// ----- Runs. -----
-
-/// Lists a marketplace's runs oldest first, at most `limit`, after `cursor` (the mirror of
-/// [`crate::run_queries::list`], served by the same indexes scanned forward).
-pub async fn list_runs_oldest_first(
-    conn: &mut PgConnection,
-    marketplace_id: Uuid,
-    filter: &RunFilter,
-    cursor: Option<RunCursor>,
-    limit: i64,
-) -> Result<Vec<RunRow>, sqlx::Error> {
-    sqlx::query_as::<_, RunRow>(concat!(
-        "SELECT ",
-        crate::runs::run_columns!(),
-        " FROM vendorflow.runs r
-         WHERE r.marketplace_id = $1
-           AND ($2::text IS NULL OR r.workflow = $2)
-           AND ($3::text IS NULL OR r.status = $3)
-           AND ($4::text IS NULL OR r.step_name = $4)
-           AND ($5::uuid IS NULL OR r.subject_id = $5)
-           AND ($6::timestamptz IS NULL OR r.created_at >= $6)
-           AND ($7::timestamptz IS NULL OR r.created_at < $7)
-           AND ($8::int IS NULL OR (r.finished_at IS NULL
-                AND r.updated_at < now() - make_interval(mins => $8)))
-           AND ($9::timestamptz IS NULL OR (r.created_at, r.id) > ($9, $10))
-         ORDER BY r.created_at, r.id
-         LIMIT $11"
-    ))
-    .bind(marketplace_id)
-    .bind(&filter.workflow)
-    .bind(&filter.status)
-    .bind(&filter.step)
-    .bind(filter.subject_id)
-    .bind(filter.created_from)
-    .bind(filter.created_to)
-    .bind(filter.stuck_minutes)
-    .bind(cursor.map(|cursor| cursor.created_at))
-    .bind(cursor.map(|cursor| cursor.id))
-    .bind(limit)
-    .fetch_all(conn)
-    .await
 }
 
 // ----- Vendors. -----

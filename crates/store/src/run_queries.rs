@@ -54,18 +54,15 @@ impl RunCursor {
     }
 }
 
-/// Lists a marketplace's runs, newest first, at most `limit`, after `cursor`.
-pub async fn list(
-    conn: &mut PgConnection,
-    marketplace_id: Uuid,
-    filter: &RunFilter,
-    cursor: Option<RunCursor>,
-    limit: i64,
-) -> Result<Vec<RunRow>, sqlx::Error> {
-    sqlx::query_as::<_, RunRow>(concat!(
-        "SELECT ",
-        crate::runs::run_columns!(),
-        " FROM vendorflow.runs r
+/// The statement that lists runs, newest or oldest first: `$cmp` compares a row with the cursor
+/// and `$order` sorts, the only two things that differ between the directions (each served by
+/// the same indexes, scanned backward or forward).
+macro_rules! list_sql {
+    ($cmp:literal, $order:literal) => {
+        concat!(
+            "SELECT ",
+            crate::runs::run_columns!(),
+            " FROM vendorflow.runs r
          WHERE r.marketplace_id = $1
            AND ($2::text IS NULL OR r.workflow = $2)
            AND ($3::text IS NULL OR r.status = $3)
@@ -75,23 +72,65 @@ pub async fn list(
            AND ($7::timestamptz IS NULL OR r.created_at < $7)
            AND ($8::int IS NULL OR (r.finished_at IS NULL
                 AND r.updated_at < now() - make_interval(mins => $8)))
-           AND ($9::timestamptz IS NULL OR (r.created_at, r.id) < ($9, $10))
-         ORDER BY r.created_at DESC, r.id DESC
+           AND ($9::timestamptz IS NULL OR (r.created_at, r.id) ",
+            $cmp,
+            " ($9, $10))
+         ORDER BY ",
+            $order,
+            "
          LIMIT $11"
-    ))
-    .bind(marketplace_id)
-    .bind(&filter.workflow)
-    .bind(&filter.status)
-    .bind(&filter.step)
-    .bind(filter.subject_id)
-    .bind(filter.created_from)
-    .bind(filter.created_to)
-    .bind(filter.stuck_minutes)
-    .bind(cursor.map(|cursor| cursor.created_at))
-    .bind(cursor.map(|cursor| cursor.id))
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+        )
+    };
+}
+
+/// Lists a marketplace's runs, newest first, at most `limit`, after `cursor`.
+pub async fn list(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    filter: &RunFilter,
+    cursor: Option<RunCursor>,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    let sql = list_sql!("<", "r.created_at DESC, r.id DESC");
+    list_with(conn, sql, marketplace_id, filter, cursor, limit).await
+}
+
+/// Lists a marketplace's runs oldest first, at most `limit`, after `cursor` (the mirror of
+/// [`list`]).
+pub async fn list_oldest_first(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    filter: &RunFilter,
+    cursor: Option<RunCursor>,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    let sql = list_sql!(">", "r.created_at, r.id");
+    list_with(conn, sql, marketplace_id, filter, cursor, limit).await
+}
+
+/// Runs `sql`, a `list_sql!` statement, with the filter's and the cursor's parameters.
+async fn list_with(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    marketplace_id: Uuid,
+    filter: &RunFilter,
+    cursor: Option<RunCursor>,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    sqlx::query_as::<_, RunRow>(sql)
+        .bind(marketplace_id)
+        .bind(&filter.workflow)
+        .bind(&filter.status)
+        .bind(&filter.step)
+        .bind(filter.subject_id)
+        .bind(filter.created_from)
+        .bind(filter.created_to)
+        .bind(filter.stuck_minutes)
+        .bind(cursor.map(|cursor| cursor.created_at))
+        .bind(cursor.map(|cursor| cursor.id))
+        .bind(limit)
+        .fetch_all(conn)
+        .await
 }
 
 /// Counts a marketplace's runs per status under the same filter (without the status filter).

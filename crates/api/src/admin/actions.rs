@@ -436,7 +436,7 @@ pub(crate) async fn dry_run(
             ));
         }
     }
-    let runs = store::admin::list_runs_oldest_first(
+    let runs = store::run_queries::list_oldest_first(
         conn,
         who.marketplace_id,
         filter,

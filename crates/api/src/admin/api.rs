@@ -27,6 +27,7 @@ use super::filters::{self, FilterError, RunsQuery};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, Language};
+use crate::routes::runs::EventView;
 
 fn operator(caller: &Caller) -> Operator {
     Operator {
@@ -198,18 +199,6 @@ pub(crate) struct AdminAttempt {
     duration_ms: Option<i64>,
 }
 
-/// One event of a run's history.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AdminEvent {
-    at: DateTime<Utc>,
-    kind: String,
-    step: Option<String>,
-    attempt: Option<i32>,
-    actor: String,
-    reason: Option<String>,
-    data: Option<Value>,
-}
-
 /// One audit entry.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AdminAuditEntry {
@@ -254,7 +243,7 @@ pub(crate) struct AdminRunDetail {
     #[serde(flatten)]
     run: AdminRun,
     attempts: Vec<AdminAttempt>,
-    history: Vec<AdminEvent>,
+    history: Vec<EventView>,
     audit: Vec<AdminAuditEntry>,
 }
 
@@ -292,15 +281,7 @@ pub(crate) async fn get_run(
     let history = store::history::list_for_run(&mut conn, id)
         .await?
         .into_iter()
-        .map(|e| AdminEvent {
-            at: e.at,
-            kind: e.kind,
-            step: e.step_name,
-            attempt: e.attempt,
-            actor: format!("{}:{}", e.actor_kind, e.actor_id),
-            reason: e.reason,
-            data: e.data,
-        })
+        .map(EventView::from)
         .collect();
     let audit = store::admin::list_audit(
         &mut conn,

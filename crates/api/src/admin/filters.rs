@@ -249,7 +249,7 @@ pub(crate) async fn fetch_page(
             .await?
         }
         Sort::Oldest => {
-            store::admin::list_runs_oldest_first(
+            store::run_queries::list_oldest_first(
                 conn,
                 marketplace_id,
                 &parsed.filter,

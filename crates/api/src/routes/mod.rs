@@ -5,7 +5,7 @@ mod charges;
 mod documents;
 mod health;
 mod onboardings;
-mod runs;
+pub(crate) mod runs;
 mod vendors;
 
 use std::any::Any;

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use store::history::HistoryRow;
 use store::run_queries::{RunCursor, RunFilter};
 use store::runs::RunRow;
 use store::tokens::Role;
@@ -78,7 +79,7 @@ pub(crate) struct AttemptView {
     duration_ms: Option<i64>,
 }
 
-/// One event of a run's history.
+/// One event of a run's history (in the marketplace API and the admin API alike).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct EventView {
     at: DateTime<Utc>,
@@ -88,6 +89,20 @@ pub(crate) struct EventView {
     actor: String,
     reason: Option<String>,
     data: Option<Value>,
+}
+
+impl From<HistoryRow> for EventView {
+    fn from(event: HistoryRow) -> Self {
+        EventView {
+            at: event.at,
+            kind: event.kind,
+            step: event.step_name,
+            attempt: event.attempt,
+            actor: format!("{}:{}", event.actor_kind, event.actor_id),
+            reason: event.reason,
+            data: event.data,
+        }
+    }
 }
 
 /// A run with its attempts and history.
@@ -131,15 +146,7 @@ pub(crate) async fn get_run(
     let history = store::history::list_for_run(&mut conn, id)
         .await?
         .into_iter()
-        .map(|event| EventView {
-            at: event.at,
-            kind: event.kind,
-            step: event.step_name,
-            attempt: event.attempt,
-            actor: format!("{}:{}", event.actor_kind, event.actor_id),
-            reason: event.reason,
-            data: event.data,
-        })
+        .map(EventView::from)
         .collect();
     Ok(Json(RunDetail {
         run: RunView::from(run),

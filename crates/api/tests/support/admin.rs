@@ -1,24 +1,22 @@
-//! The harness of the admin tests: the whole HTTP application on 127.0.0.1:0 against the test's
-//! own database, two marketplaces with tokens of every role, and onboarding runs driven by a real
-//! engine worker through a small test workflow, so that runs have real attempts, errors, pauses
-//! and history.
+//! The harness of the admin tests: the shared application (`super::Api`) with onboarding runs
+//! driven by a real engine worker through a small test workflow, so that runs have real attempts,
+//! errors, pauses and history.
 //!
 //! The test workflow's handlers are deterministic by attempt number: `create_organization` fails
 //! retryably once and then succeeds; `capture_api_keys` pauses on its first attempt ("keys
 //! unknown") and succeeds after an operator resumes it; the run then waits for
 //! `terminal_approved`.
 
-#![allow(dead_code, reason = "each test binary uses part of the harness")]
-
+use std::ops::Deref;
 use std::sync::Arc;
 
 use domain::envelope::ErrorEnvelope;
 use engine::{NewRun, StepContext, StepOutcome, handler_fn};
-use secrecy::ExposeSecret;
 use serde_json::json;
 use sqlx::PgPool;
-use store::tokens::Role;
 use uuid::Uuid;
+
+use super::Api;
 
 const ONBOARDING_TEST_WORKFLOW: &str = r#"
 name = "vendor_onboarding"
@@ -46,48 +44,22 @@ name = "await_terminal_approval"
 wait = "terminal_approved"
 "#;
 
-/// Tokens of one marketplace.
-pub struct Market {
-    pub id: Uuid,
-    pub operator: String,
-    pub viewer: String,
-    pub backend: String,
-}
-
-/// The running application and its database.
+/// The running application and its database, with a worker for the test workflow. It derefs to
+/// the shared `Api`, so tests reach the base URL, the pool, the marketplaces and the HTTP helpers
+/// directly.
 pub struct Harness {
-    pub base: String,
-    pub pool: PgPool,
-    pub a: Market,
-    pub b: Market,
+    api: Api,
     worker: engine::Worker,
     definitions: Arc<engine::Definitions>,
     pub keyring: Arc<store::secrets::Keyring>,
     seq: std::sync::atomic::AtomicU32,
 }
 
-async fn token(pool: &PgPool, market: Uuid, role: Role) -> String {
-    let mut conn = pool.acquire().await.unwrap();
-    store::tokens::create(&mut conn, market, role, "admin test")
-        .await
-        .unwrap()
-        .token
-        .expose_secret()
-        .to_owned()
-}
+impl Deref for Harness {
+    type Target = Api;
 
-async fn market(pool: &PgPool, name: &str) -> Market {
-    let mut conn = pool.acquire().await.unwrap();
-    let id = store::marketplaces::insert(&mut conn, name)
-        .await
-        .unwrap()
-        .id;
-    drop(conn);
-    Market {
-        id,
-        operator: token(pool, id, Role::Operator).await,
-        viewer: token(pool, id, Role::Viewer).await,
-        backend: token(pool, id, Role::Backend).await,
+    fn deref(&self) -> &Api {
+        &self.api
     }
 }
 
@@ -142,23 +114,9 @@ impl Harness {
             },
         )
         .unwrap();
-        let keyring = Arc::new(store::secrets::Keyring::single(
-            store::secrets::MasterKey::generate(),
-        ));
-        let state = api::AppState {
-            pool: pool.clone(),
-            definitions: definitions.clone(),
-            keyring: keyring.clone(),
-            metrics: None,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+        let keyring = super::keyring();
         Harness {
-            base,
-            a: market(&pool, "Marketplace A").await,
-            b: market(&pool, "Marketplace B").await,
-            pool,
+            api: Api::start(pool, definitions.clone(), keyring.clone()).await,
             worker,
             definitions,
             keyring,
@@ -169,25 +127,15 @@ impl Harness {
     /// A clearing vendor of `market`.
     pub async fn vendor(&self, market: Uuid, external_id: &str, legal_name: &str) -> Uuid {
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut conn = self.pool.acquire().await.unwrap();
-        store::vendors::insert(
-            &mut conn,
-            &store::vendors::NewVendor {
-                marketplace_id: market,
-                external_id: external_id.to_owned(),
-                legal_name: legal_name.to_owned(),
-                corporate_number: format!("51{:07}", n),
-                business_type: "company".to_owned(),
-                email: format!("vendor{n}@example.co.il"),
-                phone_e164: "+972521234567".to_owned(),
-                mode: "clearing".to_owned(),
-                bank_account_checked: Some(true),
-                bank_account_last4: Some("1116".to_owned()),
-            },
+        super::insert_vendor(
+            &self.pool,
+            market,
+            external_id,
+            legal_name,
+            format!("51{:07}", n),
+            format!("vendor{n}@example.co.il"),
         )
         .await
-        .unwrap()
-        .id
     }
 
     /// Enqueues an onboarding run for a new vendor of `market` and leaves it pending.
