@@ -150,3 +150,42 @@ async fn keys_rotate_rewraps_every_secret_under_the_new_master_key() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_revoked_token_no_longer_authenticates_and_a_second_revoke_fails() {
+    let db = TestDatabase::create().await;
+    let marketplace = stdout(&vendorflow(&db.url, &["marketplaces", "create", "Shuk"]));
+    let created = vendorflow(
+        &db.url,
+        &[
+            "tokens",
+            "create",
+            "--marketplace",
+            &marketplace,
+            "--role",
+            "operator",
+        ],
+    );
+    assert!(created.status.success(), "{created:?}");
+    let token = secrecy::SecretString::from(stdout(&created));
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    let id = stderr
+        .split_whitespace()
+        .find_map(|word| uuid::Uuid::try_parse(word).ok())
+        .expect("the token id is printed")
+        .to_string();
+
+    let revoked = vendorflow(&db.url, &["tokens", "revoke", &id]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(
+        store::tokens::authenticate(&mut conn, &token)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let again = vendorflow(&db.url, &["tokens", "revoke", &id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&id));
+}
