@@ -167,7 +167,15 @@ async fn main() -> anyhow::Result<ExitCode> {
                 // The same keyring and definitions as `serve`, so imported runs pin the very
                 // definition the workers load and bank accounts are encrypted under its key.
                 let keyring = keyring(&settings)?;
-                let provider = provider(&settings)?;
+                // The import only enqueues: no provider is called, so its settings are optional
+                // here (the handlers are registered only to validate the definitions).
+                let provider = provider(&settings).unwrap_or_else(|_| app::ProviderSettings {
+                    base_url: "http://provider-not-configured.invalid".to_owned(),
+                    company_id: 0,
+                    api_key: SecretString::from(String::new()),
+                    sandbox_extensions: false,
+                    request_timeout: settings.provider_timeout,
+                });
                 let wiring = app::build(pool.clone(), keyring, provider, &settings.workflows_dir)?;
                 Ok((wiring.definitions, wiring.keyring))
             };

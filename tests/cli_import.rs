@@ -58,8 +58,8 @@ impl Setup {
         path.display().to_string()
     }
 
-    /// Runs the binary with the settings `serve` would have. The provider is never called by
-    /// an import: its URL only completes the configuration the definitions are loaded with.
+    /// Runs the binary with the database, the master key and the definitions, and no provider
+    /// settings: an import only enqueues, so it must not need them.
     fn cli(&self, args: &[&str]) -> Output {
         self.cli_with(args, &[("VENDORFLOW_MASTER_KEY", &self.master_key)])
     }
@@ -72,12 +72,6 @@ impl Setup {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", &self.db.url)
             .env("VENDORFLOW_LOG", "warn")
-            .env("VENDORFLOW_PROVIDER_URL", "http://127.0.0.1:9")
-            .env("VENDORFLOW_PROVIDER_COMPANY_ID", "1000")
-            .env(
-                "VENDORFLOW_PROVIDER_API_KEY",
-                "vendorflow-sandbox-marketplace-key",
-            )
             .env(
                 "VENDORFLOW_WORKFLOWS_DIR",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/workflows"),
