@@ -469,7 +469,20 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
 
     // The sandbox as the provider, unless a provider is configured.
     let _sandbox = if settings.provider_url.is_none() {
-        let config = sandbox::SandboxConfig::default();
+        // The sandbox forgets its organizations when it stops, but the database remembers them:
+        // each start takes fresh organization ids and keys, so a second `make run` never hands
+        // out an id an earlier vendor already holds.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let config = sandbox::SandboxConfig {
+            seed: started.as_nanos() as u64,
+            first_company_id: 100_001 + (started.as_secs() as i64 % 10_000_000) * 100,
+            // The `terminal_approved` signal stands for the acquirer's approval in development,
+            // so the sandbox approves at once and a charge right after the signal goes through.
+            terminal_approval: sandbox::TerminalApproval::Immediate,
+            ..sandbox::SandboxConfig::default()
+        };
         settings.provider_company_id = Some(config.marketplace_company_id);
         settings.provider_api_key = Some(SecretString::from(config.marketplace_api_key.clone()));
         settings.provider_sandbox_extensions = true;

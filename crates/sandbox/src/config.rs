@@ -50,6 +50,10 @@ pub struct SandboxConfig {
     /// The provider's clock (Israel local time), frozen at this value; `None` follows the system
     /// clock. `/_sandbox/clock` changes it at run time.
     pub clock: Option<NaiveDateTime>,
+    /// The CompanyID the first created organization gets (the next ones count up). A sandbox
+    /// restarted next to a database that remembers earlier organizations needs a fresh range,
+    /// or it would hand out ids those rows already hold.
+    pub first_company_id: i64,
 }
 
 impl Default for SandboxConfig {
@@ -64,6 +68,7 @@ impl Default for SandboxConfig {
             payments_expose_unique_identifier: true,
             list_page_size: 100,
             clock: None,
+            first_company_id: 100_001,
         }
     }
 }

@@ -401,7 +401,9 @@ impl World {
             stored_charges: HashMap::new(),
             calls: Vec::new(),
             faults: FaultEngine::new(config.seed, config.faults.clone()),
-            next_company_id: config.marketplace_company_id.max(100_000) + 1,
+            next_company_id: config
+                .first_company_id
+                .max(config.marketplace_company_id + 1),
             next_customer_id: 7_000_001,
             next_payment_id: 50_000_001,
             next_document_id: 90_000_001,
