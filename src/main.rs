@@ -150,7 +150,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     let settings = Settings::load()?;
     // The benchmark would print a line per finished run at `info`; it reports figures instead.
     let log_filter = match cli.command {
-        Commands::Bench { .. } if !settings.log_filter_is_set => "warn",
+        Commands::Bench { .. } if !settings.log_filter_is_set => "warn,sqlx=error",
         _ => settings.log_filter.as_str(),
     };
     telemetry::init(settings.log_format, log_filter);
@@ -204,17 +204,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Commands::Serve => run_parts(settings, Parts::All).await?,
         Commands::Api => run_parts(settings, Parts::ApiOnly).await?,
         Commands::Worker => run_parts(settings, Parts::WorkerOnly).await?,
-        Commands::Bench { workflows, workers } => {
-            let pool = connect(&settings).await?;
-            store::migrate(&pool).await.context("migrating")?;
-            let options = engine::bench::BenchOptions {
-                workflows,
-                workers,
-                ..engine::bench::BenchOptions::default()
-            };
-            let report = engine::bench::run(pool, options).await?;
-            println!("{report}");
-        }
+        Commands::Bench { workflows, workers } => bench(&settings, workflows, workers).await?,
         Commands::Keys(KeyCommands::Generate) => {
             println!(
                 "{}",
@@ -367,6 +357,50 @@ fn start_local_postgres() -> anyhow::Result<String> {
     }
     let output = Command::new("bash").arg(&script).arg("url").output()?;
     Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+/// `vendorflow bench`: runs the engine benchmark in a database of its own, created next to the
+/// configured one and dropped afterwards, so figures do not depend on what the configured
+/// database already holds (old runs, dead rows) and the benchmark leaves nothing behind.
+async fn bench(settings: &Settings, workflows: usize, workers: usize) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let Some(url) = &settings.database_url else {
+        bail!("VENDORFLOW_DATABASE_URL (or DATABASE_URL) is not set; `make bench` sets it");
+    };
+    let url = url.expose_secret();
+    let (base, _) = url
+        .rsplit_once('/')
+        .context("VENDORFLOW_DATABASE_URL has no database name")?;
+    let base = base.to_owned();
+    let name = format!("vendorflow_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .context("connecting to the cluster's `postgres` database to create the bench database")?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .context("creating the bench database")?;
+    let result = async {
+        let pool = store::connect(&format!("{base}/{name}"), 16).await?;
+        store::migrate(&pool).await.context("migrating")?;
+        let options = engine::bench::BenchOptions {
+            workflows,
+            workers,
+            ..engine::bench::BenchOptions::default()
+        };
+        let report = engine::bench::run(pool.clone(), options).await?;
+        pool.close().await;
+        anyhow::Ok(report)
+    }
+    .await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .context("dropping the bench database")?;
+    println!("{}", result?);
+    Ok(())
 }
 
 /// The master keys from settings.
