@@ -3,10 +3,13 @@
 //! its HTTP API until every one is ready. The sandbox approves no terminal by itself here, so the
 //! clearing vendors become ready only because the demo sends `terminal_approved`.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use common::Poll;
 use secrecy::ExposeSecret;
 use testkit::TestDatabase;
 
@@ -119,17 +122,18 @@ async fn the_demo_onboards_vendors_through_a_running_instance_until_all_are_read
     // Ready within a bound: the server binds and answers /readyz once it reaches the database.
     let api = format!("http://{listen}");
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..300 {
-        if let Ok(response) = client.get(format!("{api}/readyz")).send().await
-            && response.status().is_success()
-        {
-            ready = true;
-            break;
+    let mut poll = Poll::every(Duration::from_millis(100), Duration::from_secs(30));
+    while !client
+        .get(format!("{api}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|response| response.status().is_success())
+    {
+        if poll.expired() {
+            panic!("the server never became ready:\n{}", server.log());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        poll.tick("the server becomes ready").await;
     }
-    assert!(ready, "the server never became ready:\n{}", server.log());
 
     let demo = vendorflow(vec![
         "demo".into(),

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, corporate_number};
+use common::{Harness, Poll, corporate_number};
 use sandbox::FaultPlan;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -18,14 +18,12 @@ const BANK_ACCOUNT_CANARY: &str = "736251948";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_logs_history_tables_api_answers_or_webhooks() {
     let system = Harness::start(FaultPlan::none(), 77).await;
-    let mut answers: Vec<String> = Vec::new();
 
     let corporate = corporate_number(4242);
-    let (status, accepted) = system
-        .post(
-            "/v1/onboardings",
-            Some("canary-1"),
-            &json!({"vendor": {
+    let onboarded = system
+        .onboard_to_ready(
+            "canary-1",
+            json!({
                 "external_id": "canary-vendor",
                 "legal_name": "Canary Ltd",
                 "corporate_number": corporate,
@@ -34,44 +32,11 @@ async fn no_secret_appears_in_logs_history_tables_api_answers_or_webhooks() {
                 "phone": "+972-3-555-1234",
                 "mode": "clearing",
                 "bank_account": {"bank": 54, "branch": 101, "account": BANK_ACCOUNT_CANARY}
-            }}),
+            }),
         )
         .await;
-    assert_eq!(status, 202, "{accepted}");
-    answers.push(accepted.to_string());
-    let run_id = accepted["run_id"].as_str().unwrap().to_owned();
-    let vendor_id = accepted["vendor_id"].as_str().unwrap().to_owned();
-
-    // Drive it to the terminal wait, approve, and wait for ready.
-    let mut signalled = false;
-    loop {
-        assert!(
-            system.started.elapsed() < Duration::from_secs(60),
-            "not ready in time"
-        );
-        let run = system.get(&format!("/v1/runs/{run_id}")).await;
-        answers.push(run.to_string());
-        if run["status"] == "succeeded" {
-            break;
-        }
-        assert!(
-            run["status"] != "failed" && run["status"] != "paused",
-            "{run}"
-        );
-        if run["status"] == "waiting" && !signalled {
-            let (status, body) = system
-                .post(
-                    &format!("/v1/runs/{run_id}/signals/terminal_approved"),
-                    None,
-                    &json!({"reason": "approved"}),
-                )
-                .await;
-            assert_eq!(status, 202);
-            answers.push(body.to_string());
-            signalled = true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (run_id, vendor_id, mut answers) =
+        (onboarded.run_id, onboarded.vendor_id, onboarded.answers);
     answers.push(
         system
             .get(&format!("/v1/vendors/{vendor_id}"))
@@ -124,16 +89,13 @@ async fn no_secret_appears_in_logs_history_tables_api_answers_or_webhooks() {
         places.push((format!("table {table}"), Value::Array(rows).to_string()));
     }
     places.push(("API answers".to_owned(), answers.join("\n")));
+    let mut poll = Poll::every(Duration::from_millis(50), Duration::from_secs(60));
     let webhooks = loop {
         let bodies = system.received.lock().unwrap().bodies.clone();
         if bodies.iter().any(|body| body.contains("vendor.ready")) {
             break bodies;
         }
-        assert!(
-            system.started.elapsed() < Duration::from_secs(60),
-            "no vendor.ready webhook"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        poll.tick("a vendor.ready webhook arrives").await;
     };
     places.push(("webhook bodies".to_owned(), webhooks.join("\n")));
 

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Harness, corporate_number};
+use common::{Harness, Poll, corporate_number};
 use sandbox::{Fault, FaultPlan, FaultRule};
 use serde_json::{Value, json};
 
@@ -156,11 +156,10 @@ async fn after_an_onboarding_metrics_count_its_run_steps_provider_calls_and_webh
     );
 
     let corporate = corporate_number(6006);
-    let (status, accepted) = system
-        .post(
-            "/v1/onboardings",
-            Some("metrics-1"),
-            &json!({"vendor": {
+    let onboarded = system
+        .onboard_to_ready(
+            "metrics-1",
+            json!({
                 "external_id": "metrics-vendor",
                 "legal_name": "Metrics Ltd",
                 "corporate_number": corporate,
@@ -169,39 +168,13 @@ async fn after_an_onboarding_metrics_count_its_run_steps_provider_calls_and_webh
                 "phone": "052-123-4567",
                 "mode": "clearing",
                 "bank_account": {"bank": 54, "branch": 101, "account": "736251948"}
-            }}),
+            }),
         )
         .await;
-    assert_eq!(status, 202, "{accepted}");
-    let run_id = accepted["run_id"].as_str().unwrap().to_owned();
-    let vendor_id = accepted["vendor_id"].as_str().unwrap().to_owned();
-
-    let mut signalled = false;
-    loop {
-        assert!(system.started.elapsed() < BOUND, "not ready in time");
-        let run = system.get(&format!("/v1/runs/{run_id}")).await;
-        if run["status"] == "succeeded" {
-            break;
-        }
-        assert!(
-            run["status"] != "failed" && run["status"] != "paused",
-            "{run}"
-        );
-        if run["status"] == "waiting" && !signalled {
-            let (status, _) = system
-                .post(
-                    &format!("/v1/runs/{run_id}/signals/terminal_approved"),
-                    None,
-                    &json!({"reason": "approved"}),
-                )
-                .await;
-            assert_eq!(status, 202);
-            signalled = true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (run_id, vendor_id) = (onboarded.run_id, onboarded.vendor_id);
 
     // Webhook deliveries are recorded after the receiver answers: scrape until one is counted.
+    let mut poll = Poll::every(Duration::from_millis(100), BOUND);
     let (text, samples) = loop {
         let (text, samples) = scrape(&system).await;
         let delivered = value(
@@ -212,11 +185,7 @@ async fn after_an_onboarding_metrics_count_its_run_steps_provider_calls_and_webh
         if delivered.is_some_and(|d| d > 0.0) {
             break (text, samples);
         }
-        assert!(
-            system.started.elapsed() < BOUND,
-            "no webhook delivery counted"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        poll.tick("a webhook delivery is counted").await;
     };
 
     let onboarding = ("workflow", "vendor_onboarding");

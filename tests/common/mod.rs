@@ -67,11 +67,54 @@ pub struct Harness {
     pub base: String,
     pub http: reqwest::Client,
     pub received: Arc<Mutex<Received>>,
-    pub started: Instant,
     /// The server's log file (JSON lines, debug level).
     pub log_path: PathBuf,
     _workflows: TempDir,
     _server: Server,
+}
+
+/// Bounded polling, the one way these tests wait for the system: each `tick` fails the test once
+/// `bound` has passed, and otherwise lets one poll interval go by before the next look.
+pub struct Poll {
+    started: Instant,
+    bound: Duration,
+    interval: tokio::time::Interval,
+}
+
+impl Poll {
+    /// Looks every `period`, for at most `bound`.
+    pub fn every(period: Duration, bound: Duration) -> Poll {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Poll {
+            started: Instant::now(),
+            bound,
+            interval,
+        }
+    }
+
+    /// Whether the bound has passed (for a caller that fails with more context than `tick`).
+    pub fn expired(&self) -> bool {
+        self.started.elapsed() >= self.bound
+    }
+
+    /// Fails with "`what` within …" once the bound has passed; otherwise waits for the next look.
+    pub async fn tick(&mut self, what: &str) {
+        assert!(
+            self.started.elapsed() < self.bound,
+            "{what} within {:?}",
+            self.bound
+        );
+        self.interval.tick().await;
+    }
+}
+
+/// What driving one onboarding to `ready` saw.
+pub struct Onboarded {
+    pub run_id: String,
+    pub vendor_id: String,
+    /// Every API answer received on the way, as JSON text.
+    pub answers: Vec<String>,
 }
 
 /// A valid nine-digit corporate number (ח"פ of a company, prefix 51) numbered `n`.
@@ -231,18 +274,14 @@ impl Harness {
                 .expect("start vendorflow serve"),
         );
         let http = reqwest::Client::new();
-        let started = Instant::now();
+        let mut poll = Poll::every(Duration::from_millis(50), Duration::from_secs(30));
         while !http
             .get(format!("{base}/readyz"))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the server did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            poll.tick("the server becomes ready").await;
         }
         Harness {
             db,
@@ -252,7 +291,6 @@ impl Harness {
             base,
             http,
             received,
-            started,
             log_path,
             _workflows: workflows,
             _server: server,
@@ -285,5 +323,53 @@ impl Harness {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Onboards `vendor` (the body's `vendor` object) with idempotency key `key`, sends
+    /// `terminal_approved` when the run waits for it, and polls until the run has succeeded.
+    /// A paused or failed run fails the test.
+    pub async fn onboard_to_ready(&self, key: &str, vendor: Value) -> Onboarded {
+        let (status, accepted) = self
+            .post(
+                "/v1/onboardings",
+                Some(key),
+                &serde_json::json!({ "vendor": vendor }),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        let run_id = accepted["run_id"].as_str().unwrap().to_owned();
+        let vendor_id = accepted["vendor_id"].as_str().unwrap().to_owned();
+        let mut answers = vec![accepted.to_string()];
+        let mut signalled = false;
+        let mut poll = Poll::every(Duration::from_millis(50), Duration::from_secs(60));
+        loop {
+            let run = self.get(&format!("/v1/runs/{run_id}")).await;
+            answers.push(run.to_string());
+            if run["status"] == "succeeded" {
+                break;
+            }
+            assert!(
+                run["status"] != "failed" && run["status"] != "paused",
+                "{run}"
+            );
+            if run["status"] == "waiting" && !signalled {
+                let (status, body) = self
+                    .post(
+                        &format!("/v1/runs/{run_id}/signals/terminal_approved"),
+                        None,
+                        &serde_json::json!({"reason": "approved"}),
+                    )
+                    .await;
+                assert_eq!(status, 202);
+                answers.push(body.to_string());
+                signalled = true;
+            }
+            poll.tick("the onboarding run succeeds").await;
+        }
+        Onboarded {
+            run_id,
+            vendor_id,
+            answers,
+        }
     }
 }
