@@ -107,6 +107,18 @@ fn require_reason(reason: &str) -> Result<(), EngineError> {
     }
 }
 
+/// Applies an operator's change to the run and appends its history entry, on the caller's
+/// transaction, so the change and the record of who made it commit together.
+async fn apply_change(
+    conn: &mut PgConnection,
+    change: &store::runs::OperatorChange,
+    event: HistoryEntry,
+) -> Result<(), EngineError> {
+    store::runs::apply_operator_change(conn, change).await?;
+    store::history::append(conn, &[event]).await?;
+    Ok(())
+}
+
 async fn write_event(
     conn: &mut PgConnection,
     row: &RunRow,
@@ -158,17 +170,17 @@ pub async fn retry_now(
     if before == RunStatus::Failed {
         change.retry_base = row.attempt;
     }
-    store::runs::apply_operator_change(&mut tx, &change).await?;
-    store::history::append(
+    apply_change(
         &mut tx,
-        &[entry(
+        &change,
+        entry(
             row.id,
             HistoryKind::RetryRequested,
             Some(&row.step_name),
             actor,
             reason,
             Some(json!({ "from": before.as_str() })),
-        )],
+        ),
     )
     .await?;
     store::runs::notify_due(&mut tx).await?;
@@ -220,19 +232,20 @@ pub async fn resume_from(
     change.next_run_in_ms = Some(0);
     change.release_lease = true;
     change.clear_wait_timers = true;
-    store::runs::apply_operator_change(&mut tx, &change).await?;
-    store::history::append(
-        &mut tx,
-        &[entry(
-            row.id,
-            HistoryKind::ResumedFrom,
-            Some(step),
-            actor,
-            reason,
-            Some(json!({ "from_step": row.step_name, "from_status": before.as_str(), "generation": row.generation + 1 })),
-        )],
-    )
-    .await?;
+    let data = json!({
+        "from_step": row.step_name,
+        "from_status": before.as_str(),
+        "generation": row.generation + 1,
+    });
+    let event = entry(
+        row.id,
+        HistoryKind::ResumedFrom,
+        Some(step),
+        actor,
+        reason,
+        Some(data),
+    );
+    apply_change(&mut tx, &change, event).await?;
     store::runs::notify_due(&mut tx).await?;
     tx.commit().await?;
     Ok(RunStatus::Pending)
@@ -270,17 +283,17 @@ pub async fn cancel(
     change.pause_requested = false;
     change.release_lease = true;
     change.clear_wait_timers = true;
-    store::runs::apply_operator_change(&mut tx, &change).await?;
-    store::history::append(
+    apply_change(
         &mut tx,
-        &[entry(
+        &change,
+        entry(
             row.id,
             HistoryKind::Cancelled,
             Some(&row.step_name),
             actor,
             reason,
             Some(json!({ "from": before.as_str() })),
-        )],
+        ),
     )
     .await?;
     write_event(
@@ -319,17 +332,17 @@ pub async fn pause(
         OperationEffect::PauseRequested => {
             change.pause_requested = true;
             change.status_reason = Some(text);
-            store::runs::apply_operator_change(&mut tx, &change).await?;
-            store::history::append(
+            apply_change(
                 &mut tx,
-                &[entry(
+                &change,
+                entry(
                     row.id,
                     HistoryKind::PauseRequested,
                     Some(&row.step_name),
                     actor,
                     reason,
                     None,
-                )],
+                ),
             )
             .await?;
             RunStatus::Running
@@ -340,17 +353,17 @@ pub async fn pause(
             change.status_reason = Some(text);
             change.next_run_in_ms = None;
             change.release_lease = true;
-            store::runs::apply_operator_change(&mut tx, &change).await?;
-            store::history::append(
+            apply_change(
                 &mut tx,
-                &[entry(
+                &change,
+                entry(
                     row.id,
                     HistoryKind::Paused,
                     Some(&row.step_name),
                     actor,
                     reason,
                     Some(json!({ "from": before.as_str() })),
-                )],
+                ),
             )
             .await?;
             write_event(
@@ -387,17 +400,17 @@ pub async fn resume(
     let result = match effect {
         OperationEffect::PauseWithdrawn => {
             change.pause_requested = false;
-            store::runs::apply_operator_change(&mut tx, &change).await?;
-            store::history::append(
+            apply_change(
                 &mut tx,
-                &[entry(
+                &change,
+                entry(
                     row.id,
                     HistoryKind::Resumed,
                     Some(&row.step_name),
                     actor,
                     reason,
                     Some(json!({ "withdrew_pause_request": true })),
-                )],
+                ),
             )
             .await?;
             RunStatus::Running
@@ -407,17 +420,17 @@ pub async fn resume(
             change.retry_base = row.attempt;
             change.next_run_in_ms = Some(0);
             change.clear_wait_timers = true;
-            store::runs::apply_operator_change(&mut tx, &change).await?;
-            store::history::append(
+            apply_change(
                 &mut tx,
-                &[entry(
+                &change,
+                entry(
                     row.id,
                     HistoryKind::Resumed,
                     Some(&row.step_name),
                     actor,
                     reason,
                     None,
-                )],
+                ),
             )
             .await?;
             store::runs::notify_due(&mut tx).await?;
