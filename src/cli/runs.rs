@@ -252,7 +252,19 @@ pub async fn run(
             let status = engine::ops::cancel(conn, run.into(), &who, &action.reason)
                 .await
                 .map_err(|error| explain(error, &target))?;
-            println!("run {run} is {status}");
+            match status {
+                RunStatus::Running => println!(
+                    "run {run}: a worker is executing step {}; it is cancelled once that step's \
+                     outcome is recorded",
+                    target.row.step_name
+                ),
+                RunStatus::Pending => println!(
+                    "run {run}: the outcome of step {}'s last attempt is unknown; it is \
+                     reconciled first (what the provider did is kept), then the run is cancelled",
+                    target.row.step_name
+                ),
+                _ => println!("run {run} is {status}"),
+            }
             Ok(())
         }
         RunCommands::Pause { run, action } => {
@@ -805,7 +817,7 @@ fn next_steps(run: &RunRow, definition: Option<&WorkflowDefinition>) -> Vec<Hint
             command: None,
         }];
     };
-    let allowed = |operation| operation_effect(status, run.pause_requested, operation).is_ok();
+    let allowed = |operation| operation_effect(status, run.flags(), operation).is_ok();
     let id = run.id;
     let command = |rest: String| Some(format!("vendorflow runs {rest} --reason '<why>'"));
     let steps = definition
@@ -828,7 +840,14 @@ fn next_steps(run: &RunRow, definition: Option<&WorkflowDefinition>) -> Vec<Hint
                 ),
                 command: None,
             });
-            if run.pause_requested {
+            if run.cancel_requested {
+                hints.push(Hint {
+                    what: "a cancel is requested and applies once the step's outcome is recorded; \
+                           to withdraw it:"
+                        .to_owned(),
+                    command: command(format!("resume {id}")),
+                });
+            } else if run.pause_requested {
                 hints.push(Hint {
                     what: "a pause is requested and applies when the step ends; to withdraw it:"
                         .to_owned(),

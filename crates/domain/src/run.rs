@@ -198,6 +198,10 @@ word_enum!(
         Rescued => "rescued",
         /// The run was cancelled.
         Cancelled => "cancelled",
+        /// An operator asked to cancel a run whose step is in flight (or whose last attempt's
+        /// outcome is still to be reconciled); the worker's next record that leaves nothing to
+        /// reconcile applies it, after keeping the step's outcome.
+        CancelRequested => "cancel_requested",
         /// The run succeeded.
         Succeeded => "succeeded",
         /// The run failed.
@@ -296,8 +300,24 @@ pub enum OperationEffect {
     /// A worker holds the run: the pause is recorded as requested and applied by the worker's
     /// next record, so the step in flight finishes and its outcome is kept.
     PauseRequested,
-    /// A worker holds the run and a pause was requested: the request is withdrawn.
-    PauseWithdrawn,
+    /// A worker holds the run or an attempt's outcome is still unknown: the cancel is recorded
+    /// as requested and applied by the next record that leaves nothing to reconcile, so what the
+    /// provider did is recorded (and reported) before the run ends cancelled.
+    CancelRequested,
+    /// A worker holds the run and a pause or cancel was requested: the request is withdrawn.
+    RequestWithdrawn,
+}
+
+/// What an operation must know of a run besides its status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    /// A pause was requested while a worker held the run.
+    pub pause_requested: bool,
+    /// A cancel was requested and is not applied yet.
+    pub cancel_requested: bool,
+    /// The outcome of the run's last attempt is unknown: an attempt is open (its worker died or
+    /// lost its lease) or ended with an unknown outcome, and the next attempt reconciles first.
+    pub unreconciled: bool,
 }
 
 /// An operation that does not apply to a run in its current status.
@@ -314,12 +334,19 @@ pub struct TransitionError {
 
 /// The pure rule of which operation applies to which run status, and what it does.
 ///
-/// `pause_requested` tells whether a pause was already requested for a running run.
+/// A cancel never throws away what a provider may have done: while a step is in flight
+/// (`running`) or the last attempt's outcome is unknown (`flags.unreconciled`), it is a request that
+/// the next record applies once that outcome is known and recorded.
 pub fn operation_effect(
     status: RunStatus,
-    pause_requested: bool,
+    flags: RunFlags,
     operation: Operation,
 ) -> Result<OperationEffect, TransitionError> {
+    let RunFlags {
+        pause_requested,
+        cancel_requested,
+        unreconciled,
+    } = flags;
     use OperationEffect::*;
     use RunStatus::*;
     let refuse = |hint: &'static str| TransitionError {
@@ -333,16 +360,22 @@ pub fn operation_effect(
         return Err(refuse("; it has ended"));
     }
     match operation {
-        Operation::Cancel => Ok(Transition(Cancelled)),
+        Operation::Cancel => match status {
+            Running | Pending if cancel_requested => Err(refuse("; a cancel is already requested")),
+            Running => Ok(CancelRequested),
+            Pending | Paused if unreconciled => Ok(CancelRequested),
+            _ => Ok(Transition(Cancelled)),
+        },
         Operation::Pause => match status {
             Pending | Waiting => Ok(Transition(Paused)),
+            Running if cancel_requested => Err(refuse("; a cancel is already requested")),
             Running if pause_requested => Err(refuse("; a pause is already requested")),
             Running => Ok(PauseRequested),
             _ => Err(refuse("; it is already paused")),
         },
         Operation::Resume => match status {
             Paused => Ok(Transition(Pending)),
-            Running if pause_requested => Ok(PauseWithdrawn),
+            Running if pause_requested || cancel_requested => Ok(RequestWithdrawn),
             _ => Err(refuse("; only a paused run can be resumed")),
         },
         Operation::RetryNow => match status {
@@ -484,16 +517,61 @@ mod tests {
     #[test]
     fn a_running_run_gets_a_pause_request_rather_than_an_immediate_pause() {
         assert_eq!(
-            operation_effect(RunStatus::Running, false, Operation::Pause),
+            operation_effect(RunStatus::Running, RunFlags::default(), Operation::Pause),
             Ok(OperationEffect::PauseRequested)
         );
+        let pause_requested = RunFlags {
+            pause_requested: true,
+            ..RunFlags::default()
+        };
         assert_eq!(
-            operation_effect(RunStatus::Running, true, Operation::Resume),
-            Ok(OperationEffect::PauseWithdrawn)
+            operation_effect(RunStatus::Running, pause_requested, Operation::Resume),
+            Ok(OperationEffect::RequestWithdrawn)
         );
         assert_eq!(
-            operation_effect(RunStatus::Waiting, false, Operation::Pause),
+            operation_effect(RunStatus::Waiting, RunFlags::default(), Operation::Pause),
             Ok(OperationEffect::Transition(RunStatus::Paused))
+        );
+    }
+
+    #[test]
+    fn a_cancel_never_discards_a_step_in_flight_or_an_unknown_outcome() {
+        let none = RunFlags::default();
+        let unreconciled = RunFlags {
+            unreconciled: true,
+            ..none
+        };
+        assert_eq!(
+            operation_effect(RunStatus::Running, none, Operation::Cancel),
+            Ok(OperationEffect::CancelRequested)
+        );
+        for status in [RunStatus::Pending, RunStatus::Paused] {
+            assert_eq!(
+                operation_effect(status, unreconciled, Operation::Cancel),
+                Ok(OperationEffect::CancelRequested)
+            );
+            assert_eq!(
+                operation_effect(status, none, Operation::Cancel),
+                Ok(OperationEffect::Transition(RunStatus::Cancelled))
+            );
+        }
+        assert_eq!(
+            operation_effect(RunStatus::Waiting, none, Operation::Cancel),
+            Ok(OperationEffect::Transition(RunStatus::Cancelled))
+        );
+        let requested = RunFlags {
+            cancel_requested: true,
+            ..none
+        };
+        let err = operation_effect(RunStatus::Running, requested, Operation::Cancel).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot cancel a run that is running; a cancel is already requested"
+        );
+        assert!(operation_effect(RunStatus::Running, requested, Operation::Pause).is_err());
+        assert_eq!(
+            operation_effect(RunStatus::Running, requested, Operation::Resume),
+            Ok(OperationEffect::RequestWithdrawn)
         );
     }
 
@@ -506,18 +584,23 @@ mod tests {
             Operation::RetryNow,
             Operation::ResumeFrom,
         ] {
-            assert!(operation_effect(RunStatus::Succeeded, false, op).is_err());
-            assert!(operation_effect(RunStatus::Cancelled, false, op).is_err());
+            assert!(operation_effect(RunStatus::Succeeded, RunFlags::default(), op).is_err());
+            assert!(operation_effect(RunStatus::Cancelled, RunFlags::default(), op).is_err());
         }
         assert_eq!(
-            operation_effect(RunStatus::Failed, false, Operation::RetryNow),
+            operation_effect(RunStatus::Failed, RunFlags::default(), Operation::RetryNow),
             Ok(OperationEffect::Transition(RunStatus::Pending))
         );
         assert_eq!(
-            operation_effect(RunStatus::Failed, false, Operation::ResumeFrom),
+            operation_effect(
+                RunStatus::Failed,
+                RunFlags::default(),
+                Operation::ResumeFrom
+            ),
             Ok(OperationEffect::Transition(RunStatus::Pending))
         );
-        let err = operation_effect(RunStatus::Failed, false, Operation::Cancel).unwrap_err();
+        let err = operation_effect(RunStatus::Failed, RunFlags::default(), Operation::Cancel)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot cancel a run that is failed; it has ended"

@@ -77,6 +77,11 @@ struct Cursor {
     lease_until: Instant,
     /// Events to add to the next record (skipped steps).
     pending_history: Vec<HistoryEntry>,
+    /// The id of the last record written for the run, which the next record names: a record
+    /// built on a stale view of the run, or replayed after it committed, writes nothing.
+    last_record: Option<Uuid>,
+    /// Why the last record failed, when the database refused it (not a lost connection).
+    refused_record: Option<String>,
 }
 
 /// The cursor's fields a record may change, kept to put them back when the record fails.
@@ -227,6 +232,15 @@ impl Cursor {
                 .paused
                 .as_ref()
                 .map(|e| (Uuid::now_v7(), e.clone())),
+            cancelled_event: self
+                .workflow
+                .definition
+                .events
+                .cancelled
+                .as_ref()
+                .map(|e| (Uuid::now_v7(), e.clone())),
+            record_id: Uuid::now_v7(),
+            prev_record_id: self.last_record,
         }
     }
 
@@ -365,6 +379,8 @@ pub(crate) async fn drive(
         next_reminder_at: row.next_reminder_at,
         lease_until: claimed_at + shared.config.lease_duration,
         pending_history: Vec::new(),
+        last_record: row.last_record_id,
+        refused_record: None,
     };
     let mut steps_here = 0usize;
     loop {
@@ -469,6 +485,9 @@ async fn pause_unresolvable(
         next_poll_at: row.next_poll_at,
         next_reminder_at: row.next_reminder_at,
         paused_event: None,
+        cancelled_event: None,
+        record_id: Uuid::now_v7(),
+        prev_record_id: row.last_record_id,
     });
     batch.history.push(HistoryEntry {
         run_id: row.id,
@@ -501,10 +520,14 @@ async fn send(
         rec.batch.history = pending;
     }
     let (ended, retried) = (rec.ended, rec.retried);
+    let record_id = rec.batch.transitions.first().map(|t| t.record_id);
     match recorder.record(cur.run_id, rec.batch, rec.writes).await {
         RecordResult::Written(recorded) => {
             report.records += 1;
+            cur.last_record = record_id.or(cur.last_record);
+            cur.refused_record = None;
             count_committed(cur, ended, retried);
+            count_stopped(cur, &recorded);
             Some(recorded)
         }
         RecordResult::LeaseLost => {
@@ -515,8 +538,23 @@ async fn send(
         RecordResult::Failed(error) => {
             tracing::error!(run_id = %cur.run_id, error = %error, "recording a step failed");
             report.record_failed = true;
+            cur.refused_record = match &error {
+                crate::EngineError::Database(e @ sqlx::Error::Database(_))
+                    if !crate::recorder::is_transient(e) =>
+                {
+                    Some(e.to_string())
+                }
+                _ => None,
+            };
             None
         }
+    }
+}
+
+/// Counts a run that an operator's cancel request ended with this record.
+fn count_stopped(cur: &Cursor, recorded: &store::runs::Recorded) {
+    if recorded.stopped_on_request && recorded.status == RunStatus::Cancelled.as_str() {
+        observability::run_finished(&cur.workflow_name, RunStatus::Cancelled);
     }
 }
 
@@ -815,9 +853,13 @@ async fn run_action(
     // An attempt whose outcome is unknown: reconcile before anything else.
     if (cur.open_attempt.is_some() && !cur.started_by_us) || cur.needs_reconcile {
         let ctx = cur.context_for(shared, cur.attempt);
-        let outcome = match tokio::time::timeout(
-            action.timeout,
-            AssertUnwindSafe(handler.reconcile(&ctx)).catch_unwind(),
+        let outcome = match with_heartbeat(
+            shared,
+            cur,
+            tokio::time::timeout(
+                action.timeout,
+                AssertUnwindSafe(handler.reconcile(&ctx)).catch_unwind(),
+            ),
         )
         .await
         {
@@ -894,6 +936,10 @@ async fn run_action(
         cur.open_attempt = Some(id);
         let mut t = cur.transition(RunStatus::Running);
         t.open_attempt_id = Some(id);
+        // The attempt gets a whole lease (a reconcile may have used much of the claim's), and
+        // the heartbeat extends it while the handler runs.
+        t.lease = LeaseChange::Renew(millis(shared.config.lease_duration));
+        cur.lease_until = Instant::now() + shared.config.lease_duration;
         rec.batch.starts.push(AttemptStart {
             id,
             run_id: cur.run_id,
@@ -913,7 +959,7 @@ async fn run_action(
             None,
         ));
         match send(recorder, cur, rec, report).await {
-            Some(recorded) if !recorded.paused_on_request => cur.started_by_us = true,
+            Some(recorded) if !recorded.stopped_on_request => cur.started_by_us = true,
             _ => return Flow::Stop,
         }
         rec = Rec::default();
@@ -922,9 +968,13 @@ async fn run_action(
     // Execute, outside any transaction, under the step's timeout.
     let ctx = cur.context_for(shared, cur.attempt);
     let started = Instant::now();
-    let (outcome, label) = match tokio::time::timeout(
-        action.timeout,
-        AssertUnwindSafe(handler.execute(&ctx)).catch_unwind(),
+    let (outcome, label) = match with_heartbeat(
+        shared,
+        cur,
+        tokio::time::timeout(
+            action.timeout,
+            AssertUnwindSafe(handler.execute(&ctx)).catch_unwind(),
+        ),
     )
     .await
     {
@@ -1177,7 +1227,7 @@ async fn record_success(
         .first()
         .is_some_and(|t| t.status == RunStatus::Running.as_str());
     match send(recorder, cur, rec, report).await {
-        Some(recorded) if continuing && !recorded.paused_on_request => Flow::Continue,
+        Some(recorded) if continuing && !recorded.stopped_on_request => Flow::Continue,
         Some(_) => Flow::Stop,
         None if report.lease_lost => Flow::Stop,
         None => {
@@ -1190,8 +1240,61 @@ async fn record_success(
     }
 }
 
+/// Runs a handler's future while a heartbeat extends the run's lease every third of a lease, so
+/// that a handler slower than the lease is not rescued (and its effect repeated) while it still
+/// runs. The heartbeat is fenced by the lease token and the open attempt: a worker that lost the
+/// run stops extending it, and a worker that dies stops beating, so its run is rescued.
+async fn with_heartbeat<F: std::future::Future>(
+    shared: &Shared,
+    cur: &Cursor,
+    work: F,
+) -> F::Output {
+    let every = shared.config.lease_duration / 3;
+    let lease_ms = millis(shared.config.lease_duration);
+    let (run_id, token, attempt) = (cur.run_id, cur.token, cur.open_attempt);
+    let pool = shared.pool.clone();
+    let beat = async move {
+        let mut beats = 0u32;
+        loop {
+            tokio::time::sleep(every).await;
+            let extended = async {
+                let mut conn = pool.acquire().await?;
+                store::runs::heartbeat(&mut conn, run_id, token, attempt, lease_ms).await
+            }
+            .await;
+            match extended {
+                Ok(true) => beats += 1,
+                Ok(false) => {
+                    tracing::warn!(run_id = %run_id, "the heartbeat found the lease lost; it stops");
+                    return beats;
+                }
+                Err(error) => {
+                    tracing::warn!(run_id = %run_id, error = %error, "a heartbeat failed; the next one tries again");
+                }
+            }
+        }
+    };
+    tokio::pin!(work);
+    tokio::pin!(beat);
+    let mut beating = true;
+    loop {
+        tokio::select! {
+            biased;
+            output = &mut work => return output,
+            beats = &mut beat, if beating => {
+                beating = false;
+                tracing::debug!(run_id = %run_id, beats, "heartbeat stopped");
+            }
+        }
+    }
+}
+
 /// Records the outcome of an attempt whose own record failed as unknown, with the policy's
 /// backoff, so the next attempt reconciles first. Writes nothing else (no context, no events).
+///
+/// When the database itself refused the record (a constraint, a bad write — not a lost
+/// connection) for the `max_record_failures`-th time for this attempt, the run is paused with
+/// that error as its reason instead: reconciling and recording again would loop forever.
 async fn fall_back(
     shared: &Arc<Shared>,
     recorder: &RecorderHandle,
@@ -1200,11 +1303,45 @@ async fn fall_back(
     attempt_id: Option<Uuid>,
     report: &mut DriveReport,
 ) {
-    let Some(attempt_id) = attempt_id else {
-        return;
-    };
-    cur.open_attempt = Some(attempt_id);
+    // No attempt is open when the record that failed adopted a reconciled effect: the unknown
+    // outcome is recorded all the same, so that the next attempt reconciles again.
+    cur.open_attempt = attempt_id;
     cur.pending_history.clear();
+    if let Some(refused) = cur.refused_record.take() {
+        let failures = async {
+            let mut conn = shared.pool.acquire().await?;
+            store::runs::note_record_failure(&mut conn, cur.run_id, cur.token).await
+        }
+        .await;
+        match failures {
+            Ok(Some(n)) if n >= shared.config.max_record_failures => {
+                let reason = format!(
+                    "the outcome of step `{}` could not be recorded {n} times; last error: {refused}",
+                    cur.step_name()
+                );
+                tracing::error!(run_id = %cur.run_id, %reason, "pausing the run");
+                let mut rec = Rec::default();
+                let error = ErrorEnvelope::retryable("record_failed", reason.clone());
+                rec.finish(cur, AttemptOutcome::Unknown, Some(&error));
+                cur.last_error = Some(error);
+                cur.needs_reconcile = true;
+                pause_run(shared, cur, &mut rec, reason, Some(cur.attempt));
+                if send(recorder, cur, rec, report).await.is_none() {
+                    tracing::error!(run_id = %cur.run_id, "pausing the run failed too; the run is left to its lease expiry");
+                }
+                return;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                report.lease_lost = true;
+                return;
+            }
+            Err(error) => {
+                tracing::error!(run_id = %cur.run_id, error = %error, "counting a record failure failed; the run is left to its lease expiry");
+                return;
+            }
+        }
+    }
     let error = ErrorEnvelope::retryable(
         "record_failed",
         "the step's outcome could not be recorded; the next attempt reconciles first",
@@ -1325,9 +1462,13 @@ async fn wait_inner(
             tx.rollback().await?;
             drop(conn);
             let ctx = cur.context_for(shared, cur.attempt);
-            let outcome = match tokio::time::timeout(
-                poll.timeout,
-                AssertUnwindSafe(handler.poll(&ctx)).catch_unwind(),
+            let outcome = match with_heartbeat(
+                shared,
+                cur,
+                tokio::time::timeout(
+                    poll.timeout,
+                    AssertUnwindSafe(handler.poll(&ctx)).catch_unwind(),
+                ),
             )
             .await
             {
@@ -1473,6 +1614,7 @@ async fn finish_wait(
         .transitions
         .first()
         .is_some_and(|t| t.status == RunStatus::Running.as_str());
+    let record_id = rec.batch.transitions.first().map(|t| t.record_id);
     let written = store::runs::record(&mut tx, &rec.batch).await?;
     let Some(recorded) = written.into_iter().find(|r| r.id == cur.run_id) else {
         tx.rollback().await?;
@@ -1484,8 +1626,10 @@ async fn finish_wait(
     }
     tx.commit().await?;
     report.records += 1;
+    cur.last_record = record_id.or(cur.last_record);
     count_committed(cur, rec.ended, rec.retried);
-    if continuing && !recorded.paused_on_request {
+    count_stopped(cur, &recorded);
+    if continuing && !recorded.stopped_on_request {
         Ok(Flow::Continue)
     } else {
         Ok(Flow::Stop)

@@ -57,6 +57,7 @@ pub use handler::{
     FnHandler, OutboxEvent, PollHandler, PollOutcome, ReconcileOutcome, RecordWrite, StepContext,
     StepHandler, StepOutcome, StepSuccess, handler_fn, poll_fn,
 };
+pub use recorder::RecordFaults;
 pub use registry::Registry;
 pub use scheduler::{RetentionPolicy, Scheduler, SchedulerConfig, TickReport};
 pub use worker::{ExecutionOutcome, Worker, WorkerConfig};

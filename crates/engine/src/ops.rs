@@ -5,9 +5,10 @@
 //! operations, applies the pure rule of `domain::run::operation_effect`, and appends who did it
 //! and why to the run's history, all in one transaction.
 //!
-//! Operations that take a run away from a worker (cancel) increment its lease token, so the
-//! worker's late record writes nothing. A pause of a run a worker holds is recorded as requested
-//! and applied by that worker's next record, so the step in flight keeps its outcome.
+//! Operations that take a run away from a worker (resume from a step) increment its lease token,
+//! so the worker's late record writes nothing. A pause or a cancel of a run a worker holds is
+//! recorded as requested and applied by that worker's next record, so the step in flight keeps
+//! its outcome; a cancel of a run whose last attempt's outcome is unknown waits for the reconcile.
 
 use domain::definition::{AcceptAll, StepKind, WorkflowDefinition, parse_definition};
 use domain::run::{
@@ -27,6 +28,21 @@ pub enum SignalOutcome {
     Woken,
     /// The run is not (yet) at the wait: the signal is kept and consumed when it gets there.
     Stored,
+}
+
+/// Evaluates a check inside an operation's transaction; on an error, rolls the transaction back
+/// at once (releasing the run's row lock, which a dropped transaction would keep until the
+/// connection's next use) and returns the error.
+macro_rules! or_rollback {
+    ($tx:ident, $check:expr) => {
+        match $check {
+            Ok(value) => value,
+            Err(error) => {
+                $tx.rollback().await?;
+                return Err(error.into());
+            }
+        }
+    };
 }
 
 fn status_of(row: &RunRow) -> RunStatus {
@@ -67,6 +83,7 @@ fn change_from(row: &RunRow) -> OperatorChange {
         open_attempt_id: row.open_attempt_id,
         needs_reconcile: row.needs_reconcile,
         pause_requested: row.pause_requested,
+        cancel_requested: row.cancel_requested,
         next_run_in_ms: None,
         release_lease: false,
         clear_wait_timers: false,
@@ -162,7 +179,10 @@ pub async fn retry_now(
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
     let before = status_of(&row);
-    operation_effect(before, row.pause_requested, Operation::RetryNow)?;
+    or_rollback!(
+        tx,
+        operation_effect(before, row.flags(), Operation::RetryNow)
+    );
     let mut change = change_from(&row);
     change.status = RunStatus::Pending.as_str().to_owned();
     change.status_reason = None;
@@ -202,14 +222,20 @@ pub async fn resume_from(
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
     let before = status_of(&row);
-    operation_effect(before, row.pause_requested, Operation::ResumeFrom)?;
-    let definition = pinned_structure(&mut tx, &row).await?;
-    let index = definition
-        .step_index(step)
-        .ok_or_else(|| EngineError::UnknownStep {
-            workflow: row.workflow.clone(),
-            step: step.to_owned(),
-        })?;
+    or_rollback!(
+        tx,
+        operation_effect(before, row.flags(), Operation::ResumeFrom)
+    );
+    let definition = or_rollback!(tx, pinned_structure(&mut tx, &row).await);
+    let index = or_rollback!(
+        tx,
+        definition
+            .step_index(step)
+            .ok_or_else(|| EngineError::UnknownStep {
+                workflow: row.workflow.clone(),
+                step: step.to_owned(),
+            })
+    );
     if let Some(open) = row.open_attempt_id {
         store::attempts::abandon(
             &mut tx,
@@ -229,6 +255,7 @@ pub async fn resume_from(
     change.open_attempt_id = None;
     change.needs_reconcile = false;
     change.pause_requested = false;
+    change.cancel_requested = false;
     change.next_run_in_ms = Some(0);
     change.release_lease = true;
     change.clear_wait_timers = true;
@@ -251,8 +278,15 @@ pub async fn resume_from(
     Ok(RunStatus::Pending)
 }
 
-/// Cancels the run for good. A worker holding it loses its lease (its late record writes
-/// nothing); the definition's `cancelled` event is written.
+/// Cancels the run for good, without ever throwing away what a provider may have done.
+///
+/// A run with no step in flight and nothing to reconcile is cancelled at once: the definition's
+/// `cancelled` event is written. A run a worker holds, or whose last attempt's outcome is unknown,
+/// gets a cancel request instead (the returned status is then `running` or `pending`): the step
+/// in flight finishes and its outcome is recorded (a payment taken is recorded and reported), an
+/// unknown outcome is reconciled first, and the next record that leaves nothing to reconcile
+/// ends the run `cancelled`. A record that ends the run (succeeded, failed) makes the request moot;
+/// one that pauses the run drops it, and the operator decides again.
 pub async fn cancel(
     conn: &mut PgConnection,
     run: RunId,
@@ -263,24 +297,42 @@ pub async fn cancel(
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
     let before = status_of(&row);
-    operation_effect(before, row.pause_requested, Operation::Cancel)?;
-    let definition = pinned_structure(&mut tx, &row).await?;
-    if let Some(open) = row.open_attempt_id {
-        store::attempts::abandon(
+    let effect = or_rollback!(tx, operation_effect(before, row.flags(), Operation::Cancel));
+    let text = format!("cancelled by {} {}: {}", actor.kind, actor.id, reason);
+    let mut change = change_from(&row);
+    if effect == OperationEffect::CancelRequested {
+        change.cancel_requested = true;
+        change.status_reason = Some(text);
+        if before != RunStatus::Running {
+            // Due now, so that the unknown outcome is reconciled (and the cancel applied) soon.
+            change.status = RunStatus::Pending.as_str().to_owned();
+            change.next_run_in_ms = Some(0);
+            change.clear_wait_timers = true;
+        }
+        apply_change(
             &mut tx,
-            open,
-            &json!({"code": "cancelled", "message": "the run was cancelled while the attempt was in flight", "retryable": false}),
+            &change,
+            entry(
+                row.id,
+                HistoryKind::CancelRequested,
+                Some(&row.step_name),
+                actor,
+                reason,
+                Some(json!({ "from": before.as_str() })),
+            ),
         )
         .await?;
+        if before != RunStatus::Running {
+            store::runs::notify_due(&mut tx).await?;
+        }
+        tx.commit().await?;
+        return Ok(change.status.parse().unwrap_or(before));
     }
-    let mut change = change_from(&row);
+    let definition = or_rollback!(tx, pinned_structure(&mut tx, &row).await);
     change.status = RunStatus::Cancelled.as_str().to_owned();
-    change.status_reason = Some(format!(
-        "cancelled by {} {}: {}",
-        actor.kind, actor.id, reason
-    ));
-    change.open_attempt_id = None;
+    change.status_reason = Some(text);
     change.pause_requested = false;
+    change.cancel_requested = false;
     change.release_lease = true;
     change.clear_wait_timers = true;
     apply_change(
@@ -325,7 +377,7 @@ pub async fn pause(
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
     let before = status_of(&row);
-    let effect = operation_effect(before, row.pause_requested, Operation::Pause)?;
+    let effect = or_rollback!(tx, operation_effect(before, row.flags(), Operation::Pause));
     let mut change = change_from(&row);
     let text = format!("paused by {} {}: {}", actor.kind, actor.id, reason);
     let result = match effect {
@@ -348,7 +400,7 @@ pub async fn pause(
             RunStatus::Running
         }
         _ => {
-            let definition = pinned_structure(&mut tx, &row).await?;
+            let definition = or_rollback!(tx, pinned_structure(&mut tx, &row).await);
             change.status = RunStatus::Paused.as_str().to_owned();
             change.status_reason = Some(text);
             change.next_run_in_ms = None;
@@ -382,8 +434,8 @@ pub async fn pause(
 }
 
 /// Resumes a paused run (due now, with a fresh retry budget; a wait starts afresh, with a new
-/// deadline), or withdraws a pause requested for a run a worker holds. An attempt whose outcome
-/// is unknown is still reconciled first.
+/// deadline), or withdraws a pause or cancel requested for a run a worker holds. An attempt whose
+/// outcome is unknown is still reconciled first.
 pub async fn resume(
     conn: &mut PgConnection,
     run: RunId,
@@ -394,12 +446,13 @@ pub async fn resume(
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
     let before = status_of(&row);
-    let effect = operation_effect(before, row.pause_requested, Operation::Resume)?;
+    let effect = or_rollback!(tx, operation_effect(before, row.flags(), Operation::Resume));
     let mut change = change_from(&row);
     change.status_reason = None;
     let result = match effect {
-        OperationEffect::PauseWithdrawn => {
+        OperationEffect::RequestWithdrawn => {
             change.pause_requested = false;
+            change.cancel_requested = false;
             apply_change(
                 &mut tx,
                 &change,
@@ -409,7 +462,10 @@ pub async fn resume(
                     Some(&row.step_name),
                     actor,
                     reason,
-                    Some(json!({ "withdrew_pause_request": true })),
+                    Some(json!({
+                        "withdrew_pause_request": row.pause_requested,
+                        "withdrew_cancel_request": row.cancel_requested,
+                    })),
                 ),
             )
             .await?;
@@ -418,6 +474,7 @@ pub async fn resume(
         _ => {
             change.status = RunStatus::Pending.as_str().to_owned();
             change.retry_base = row.attempt;
+            change.cancel_requested = false;
             change.next_run_in_ms = Some(0);
             change.clear_wait_timers = true;
             apply_change(
@@ -457,14 +514,16 @@ pub async fn signal(
     let row = locked(&mut tx, run).await?;
     let status = status_of(&row);
     if status.is_terminal() {
+        tx.rollback().await?;
         return Err(EngineError::RunEnded(run, status));
     }
-    let definition = pinned_structure(&mut tx, &row).await?;
+    let definition = or_rollback!(tx, pinned_structure(&mut tx, &row).await);
     let Some(wait_index) = definition
         .steps
         .iter()
         .position(|s| matches!(&s.kind, StepKind::Wait(w) if w.signal == name))
     else {
+        tx.rollback().await?;
         return Err(EngineError::UnknownSignal {
             workflow: row.workflow.clone(),
             signal: name.to_owned(),

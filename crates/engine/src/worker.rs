@@ -32,7 +32,7 @@ use tower::layer::util::Identity;
 use crate::EngineError;
 use crate::definitions::{CompiledWorkflow, Definitions};
 use crate::executor::{DriveReport, drive};
-use crate::recorder::{Recorder, RecorderHandle};
+use crate::recorder::{RecordFaults, Recorder, RecorderHandle};
 use crate::registry::Registry;
 
 /// How a worker runs.
@@ -44,8 +44,10 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Runs claimed by one claim statement, at most.
     pub batch_size: usize,
-    /// How long a claim holds a run; must exceed every step's timeout, since a run whose lease
-    /// expires is rescued and given to another worker.
+    /// How long a claim holds a run without news from its worker. A run whose lease expires is
+    /// rescued and given to another worker, so while a handler (or a reconcile, or a poll) runs,
+    /// a heartbeat extends the lease every third of it: a step may take longer than the lease,
+    /// and a dead worker's runs are rescued at most this long after its last heartbeat.
     pub lease_duration: Duration,
     /// How often an idle worker looks for due runs when no notification arrives (retries whose
     /// backoff ends, timers of waits woken by the scheduler).
@@ -59,6 +61,12 @@ pub struct WorkerConfig {
     pub record_flushers: usize,
     /// The largest number of records one flush writes.
     pub record_batch: usize,
+    /// Failures to record one attempt's outcome (the database refusing the record, not a lost
+    /// connection) after which the run is paused with the error as its reason, rather than
+    /// reconciled and recorded again forever.
+    pub max_record_failures: i32,
+    /// Faults injected into recording by tests (none by default).
+    pub record_faults: RecordFaults,
 }
 
 impl Default for WorkerConfig {
@@ -73,6 +81,8 @@ impl Default for WorkerConfig {
             max_steps_per_claim: 100,
             record_flushers: 2,
             record_batch: 256,
+            max_record_failures: 3,
+            record_faults: RecordFaults::default(),
         }
     }
 }
@@ -92,6 +102,9 @@ pub(crate) struct Shared {
     wake: Arc<Notify>,
     in_flight: AtomicUsize,
     slot_waker: AtomicWaker,
+    /// The tasks driving claimed runs, so that the ones still running when the grace period ends
+    /// can be stopped (their runs are left to lease expiry, as a dead worker's are).
+    drives: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Shared {
@@ -190,8 +203,7 @@ impl Worker {
     /// A worker over `pool` executing `definitions` with the handlers of `registry`.
     ///
     /// # Errors
-    /// [`EngineError::Config`] if the lease does not outlast every step's timeout (a run would be
-    /// rescued while its step still runs) or a size is zero.
+    /// [`EngineError::Config`] if the lease is shorter than a second or a size is zero.
     pub fn new(
         pool: PgPool,
         registry: Arc<Registry>,
@@ -203,14 +215,11 @@ impl Worker {
                 "concurrency, batch_size and max_steps_per_claim must be at least 1".into(),
             ));
         }
-        for workflow in definitions.iter() {
-            let longest = workflow.definition.longest_timeout();
-            if config.lease_duration < longest + Duration::from_secs(1) {
-                return Err(EngineError::Config(format!(
-                    "lease_duration {:?} must exceed the longest step timeout of `{}` ({:?}) by at least a second",
-                    config.lease_duration, workflow.definition.name, longest
-                )));
-            }
+        if config.lease_duration < Duration::from_secs(1) {
+            return Err(EngineError::Config(format!(
+                "lease_duration {:?} must be at least a second (the heartbeat extends it every third of it)",
+                config.lease_duration
+            )));
         }
         Ok(Self {
             shared: Arc::new(Shared {
@@ -222,6 +231,7 @@ impl Worker {
                 stop: RwLock::new(None),
                 timers: AtomicBool::new(false),
                 wake: Arc::new(Notify::new()),
+                drives: std::sync::Mutex::new(Vec::new()),
                 in_flight: AtomicUsize::new(0),
                 slot_waker: AtomicWaker::new(),
             }),
@@ -260,6 +270,7 @@ impl Worker {
             shared.pool.clone(),
             shared.config.record_flushers,
             shared.config.record_batch,
+            shared.config.record_faults.clone(),
         );
         let handle = recorder.handle();
         let reports: Vec<DriveReport> = join_all(
@@ -293,6 +304,7 @@ impl Worker {
             shared.pool.clone(),
             shared.config.record_flushers,
             shared.config.record_batch,
+            shared.config.record_faults.clone(),
         );
         let backend = RunBackend::new(shared.clone(), shutdown.clone());
         let service = StepService {
@@ -328,6 +340,9 @@ impl Worker {
                 Ok(())
             }
         };
+        for drive in shared.drives.lock().expect("drives lock").drain(..) {
+            drive.abort();
+        }
         shared.timers.store(false, Ordering::Relaxed);
         *shared.stop.write().expect("stop token lock") = None;
         recorder.close().await;
@@ -609,10 +624,22 @@ impl tower::Service<Task<ClaimedRun>> for StepService {
     fn call(&mut self, task: Task<ClaimedRun>) -> Self::Future {
         let shared = self.shared.clone();
         let recorder = self.recorder.clone();
-        Box::pin(async move {
+        // Each run is driven on a task of its own, so that one process's runs spread over every
+        // core of the runtime rather than sharing the worker's task.
+        let driving = tokio::spawn(async move {
             let _slot = SlotGuard(shared.clone());
             let ClaimedRun { run, claimed_at } = task.args;
-            let report = drive(&shared, &recorder, run, claimed_at, true).await;
+            drive(&shared, &recorder, run, claimed_at, true).await
+        });
+        {
+            let mut drives = self.shared.drives.lock().expect("drives lock");
+            drives.retain(|d| !d.is_finished());
+            drives.push(driving.abort_handle());
+        }
+        Box::pin(async move {
+            let report = driving
+                .await
+                .map_err(|e| EngineError::Worker(format!("driving a run failed: {e}")))?;
             Ok(report.records)
         })
     }

@@ -21,7 +21,8 @@ macro_rules! run_columns {
     () => {
         "r.id, r.workflow, r.workflow_version, r.content_hash, r.marketplace_id, r.subject_id, \
          r.status, r.outcome, r.status_reason, r.step_index, r.step_name, r.generation, r.attempt, \
-         r.retry_base, r.open_attempt_id, r.needs_reconcile, r.pause_requested, r.last_error, \
+         r.retry_base, r.open_attempt_id, r.needs_reconcile, r.pause_requested, r.cancel_requested, \
+         r.last_record_id, r.record_failures, r.last_error, \
          r.next_run_at, r.lease_owner, r.lease_expires_at, r.lease_token, r.waiting_since, \
          r.next_poll_at, r.next_reminder_at, r.input, r.context, r.created_at, r.updated_at, \
          r.finished_at"
@@ -49,6 +50,9 @@ pub struct RunRow {
     pub open_attempt_id: Option<Uuid>,
     pub needs_reconcile: bool,
     pub pause_requested: bool,
+    pub cancel_requested: bool,
+    pub last_record_id: Option<Uuid>,
+    pub record_failures: i32,
     pub last_error: Option<Value>,
     pub next_run_at: Option<DateTime<Utc>>,
     pub lease_owner: Option<String>,
@@ -62,6 +66,17 @@ pub struct RunRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl RunRow {
+    /// What an operator's operation must know of the run besides its status.
+    pub fn flags(&self) -> domain::run::RunFlags {
+        domain::run::RunFlags {
+            pause_requested: self.pause_requested,
+            cancel_requested: self.cancel_requested,
+            unreconciled: self.needs_reconcile || self.open_attempt_id.is_some(),
+        }
+    }
 }
 
 /// A definition's source, stored so that runs can be executed with the version they pinned.
@@ -264,6 +279,14 @@ pub struct RunTransition {
     /// The outbox event to write if an operator's pause request takes effect with this record,
     /// and the id to give it.
     pub paused_event: Option<(Uuid, String)>,
+    /// The same for an operator's cancel request.
+    pub cancelled_event: Option<(Uuid, String)>,
+    /// This record's identity, stored as the run's `last_record_id` when it is written.
+    pub record_id: Uuid,
+    /// The record this one follows (the run's `last_record_id` as the worker last saw it): the
+    /// record is written only if the run is still there, so a replay of a record that already
+    /// committed, or a record built on a stale view of the run, writes nothing.
+    pub prev_record_id: Option<Uuid>,
 }
 
 /// An attempt finished by a record.
@@ -351,8 +374,30 @@ pub struct Recorded {
     pub id: Uuid,
     /// The run's status after the record.
     pub status: String,
-    /// An operator's pause request took effect: the run is paused and no attempt was started.
-    pub paused_on_request: bool,
+    /// An operator's pause or cancel request took effect: the run is paused or cancelled and no
+    /// attempt was started.
+    pub stopped_on_request: bool,
+}
+
+/// A cancel an operator requested takes effect with this record: the record leaves the run
+/// going on (or scheduled) and nothing to reconcile. (`r` is the locked run, `t` the transition.)
+macro_rules! cancel_now {
+    () => {
+        "(r.cancel_requested AND t.status IN ('pending', 'running', 'waiting') AND NOT t.needs_reconcile)"
+    };
+}
+/// A pause an operator requested takes effect with this record.
+macro_rules! pause_now {
+    () => {
+        "(r.pause_requested AND t.status IN ('pending', 'running', 'waiting'))"
+    };
+}
+/// A requested cancel or pause takes effect with this record.
+macro_rules! stop_now {
+    () => {
+        "((r.cancel_requested AND t.status IN ('pending', 'running', 'waiting') AND NOT t.needs_reconcile) \
+          OR (r.pause_requested AND t.status IN ('pending', 'running', 'waiting')))"
+    };
 }
 
 /// Records step outcomes for one or many runs in ONE statement, hence one transaction: for each
@@ -368,9 +413,16 @@ pub struct Recorded {
 ///
 /// A pause an operator requested while the worker held the run takes effect here: the run
 /// becomes `paused`, its lease is released, and the attempt this record would have started is not
-/// started (rows marked `only_if_continuing` are dropped).
+/// started (rows marked `only_if_continuing` are dropped). A requested cancel does the same and
+/// ends the run `cancelled`, but only with a record that leaves nothing to reconcile: the record's
+/// own outcome, writes and outbox rows are written first, so what the provider did is kept.
 ///
-/// Returns the runs written; a run of the batch that is missing lost its lease.
+/// Idempotent by identity: a run is written only if its `last_record_id` is still the record
+/// this one follows, and then takes this record's id; a record replayed after its commit
+/// acknowledgement was lost writes nothing ([`record_applied`] tells that it had committed).
+///
+/// Returns the runs written; a run of the batch that is missing lost its lease, or was already
+/// written by this very record.
 pub async fn record(
     conn: &mut PgConnection,
     batch: &RecordBatch,
@@ -404,48 +456,46 @@ pub async fn record(
     let h = &batch.history;
     let o = &batch.outbox;
     let g = &batch.signals;
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "WITH t AS (
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[],
                 $7::text[], $8::int4[], $9::int4[], $10::int4[], $11::uuid[], $12::bool[], $13::int8[],
                 $14::timestamptz[], $15::int2[], $16::int8[], $17::jsonb[], $18::jsonb[], $19::int2[],
-                $20::timestamptz[], $21::timestamptz[], $22::uuid[], $23::text[])
+                $20::timestamptz[], $21::timestamptz[], $22::uuid[], $23::text[], $52::uuid[],
+                $53::uuid[], $54::uuid[], $55::text[])
             AS t(run_id, lease_token, status, outcome, status_reason, step_index, step_name, generation,
                  attempt, retry_base, open_attempt_id, needs_reconcile, next_run_in_ms, next_run_at,
                  lease_mode, lease_ms, context_patch, last_error, waiting_mode, next_poll_at,
-                 next_reminder_at, paused_event_id, paused_event)
+                 next_reminder_at, paused_event_id, paused_event, record_id, prev_record_id,
+                 cancelled_event_id, cancelled_event)
         ),
         upd AS (
             UPDATE vendorflow.runs AS r SET
-                status = CASE WHEN r.pause_requested AND t.status IN ('pending', 'running', 'waiting')
-                              THEN 'paused' ELSE t.status END,
-                outcome = t.outcome,
-                status_reason = CASE WHEN r.pause_requested AND t.status IN ('pending', 'running', 'waiting')
-                                     THEN r.status_reason ELSE t.status_reason END,
+                status = CASE WHEN ", cancel_now!(), " THEN 'cancelled'
+                              WHEN ", pause_now!(), " THEN 'paused' ELSE t.status END,
+                outcome = CASE WHEN ", stop_now!(), " THEN NULL ELSE t.outcome END,
+                status_reason = CASE WHEN ", stop_now!(), " THEN r.status_reason ELSE t.status_reason END,
                 step_index = t.step_index,
                 step_name = t.step_name,
                 generation = t.generation,
-                attempt = CASE WHEN r.pause_requested AND t.status IN ('pending', 'running', 'waiting')
-                                    AND t.open_attempt_id IS NOT NULL
+                attempt = CASE WHEN ", stop_now!(), " AND t.open_attempt_id IS NOT NULL
                                THEN t.attempt - 1 ELSE t.attempt END,
                 retry_base = LEAST(t.retry_base,
-                               CASE WHEN r.pause_requested AND t.status IN ('pending', 'running', 'waiting')
-                                         AND t.open_attempt_id IS NOT NULL
+                               CASE WHEN ", stop_now!(), " AND t.open_attempt_id IS NOT NULL
                                     THEN t.attempt - 1 ELSE t.attempt END),
-                open_attempt_id = CASE WHEN r.pause_requested AND t.status IN ('pending', 'running', 'waiting')
-                                       THEN NULL ELSE t.open_attempt_id END,
+                open_attempt_id = CASE WHEN ", stop_now!(), " THEN NULL ELSE t.open_attempt_id END,
                 needs_reconcile = t.needs_reconcile,
                 pause_requested = false,
-                next_run_at = CASE WHEN r.pause_requested AND t.status IN ('pending', 'running', 'waiting') THEN NULL
+                cancel_requested = CASE WHEN ", stop_now!(), " THEN false
+                                        WHEN t.status IN ('pending', 'running', 'waiting') THEN r.cancel_requested
+                                        ELSE false END,
+                next_run_at = CASE WHEN ", stop_now!(), " THEN NULL
                                    WHEN t.next_run_in_ms IS NOT NULL
                                    THEN now() + t.next_run_in_ms * interval '1 millisecond'
                                    ELSE t.next_run_at END,
-                lease_owner = CASE WHEN t.lease_mode = 2
-                                        OR (r.pause_requested AND t.status IN ('pending', 'running', 'waiting'))
+                lease_owner = CASE WHEN t.lease_mode = 2 OR ", stop_now!(), "
                                    THEN NULL ELSE r.lease_owner END,
-                lease_expires_at = CASE WHEN t.lease_mode = 2
-                                             OR (r.pause_requested AND t.status IN ('pending', 'running', 'waiting'))
-                                        THEN NULL
+                lease_expires_at = CASE WHEN t.lease_mode = 2 OR ", stop_now!(), " THEN NULL
                                         WHEN t.lease_mode = 1 THEN now() + t.lease_ms * interval '1 millisecond'
                                         ELSE r.lease_expires_at END,
                 context = CASE WHEN t.context_patch IS NULL THEN r.context ELSE r.context || t.context_patch END,
@@ -453,14 +503,19 @@ pub async fn record(
                 waiting_since = CASE t.waiting_mode WHEN 1 THEN now() WHEN 2 THEN NULL ELSE r.waiting_since END,
                 next_poll_at = t.next_poll_at,
                 next_reminder_at = t.next_reminder_at,
+                last_record_id = t.record_id,
+                record_failures = CASE WHEN r.step_index = t.step_index AND r.generation = t.generation
+                                            AND r.attempt = t.attempt
+                                       THEN r.record_failures ELSE 0 END,
                 updated_at = now(),
-                finished_at = CASE WHEN t.status IN ('succeeded', 'failed', 'cancelled')
+                finished_at = CASE WHEN ", cancel_now!(), " OR t.status IN ('succeeded', 'failed', 'cancelled')
                                    THEN clock_timestamp() ELSE NULL END
             FROM t
             WHERE r.id = t.run_id AND r.lease_token = t.lease_token AND r.status = 'running'
-            RETURNING r.id, r.status, r.marketplace_id, r.workflow, r.subject_id,
-                      (r.status = 'paused' AND t.status <> 'paused') AS paused_on_request,
-                      t.paused_event_id, t.paused_event
+              AND r.last_record_id IS NOT DISTINCT FROM t.prev_record_id
+            RETURNING r.id, r.status, r.status_reason, r.marketplace_id, r.workflow, r.subject_id,
+                      (r.status IN ('paused', 'cancelled') AND r.status <> t.status) AS stopped_on_request,
+                      t.paused_event_id, t.paused_event, t.cancelled_event_id, t.cancelled_event
         ),
         fin AS (
             UPDATE vendorflow.attempts AS a
@@ -477,7 +532,8 @@ pub async fn record(
             FROM unnest($28::uuid[], $29::uuid[], $30::int4[], $31::text[], $32::int4[], $33::int4[],
                         $34::text[], $35::int8[])
                 AS s(id, run_id, step_index, step_name, generation, attempt, worker_id, lease_token)
-            JOIN upd ON upd.id = s.run_id AND NOT upd.paused_on_request
+            JOIN upd ON upd.id = s.run_id AND NOT upd.stopped_on_request
+            ON CONFLICT (id) DO NOTHING
         ),
         hi AS (
             INSERT INTO vendorflow.run_history (run_id, kind, step_name, attempt, actor_kind, actor_id, reason, data)
@@ -488,11 +544,13 @@ pub async fn record(
                             $42::text[], $43::jsonb[], $44::bool[]) WITH ORDINALITY
                     AS h(run_id, kind, step_name, attempt, actor_kind, actor_id, reason, data, only_if_continuing, ord)
                 JOIN upd ON upd.id = h.run_id
-                WHERE NOT (h.only_if_continuing AND upd.paused_on_request)
+                WHERE NOT (h.only_if_continuing AND upd.stopped_on_request)
                 UNION ALL
-                SELECT upd.id, 'paused', NULL, NULL, 'system', 'engine',
-                       'the pause an operator requested took effect', NULL, 9223372036854775807
-                FROM upd WHERE upd.paused_on_request
+                SELECT upd.id, upd.status, NULL, NULL, 'system', 'engine',
+                       CASE upd.status WHEN 'cancelled' THEN 'the cancel an operator requested took effect'
+                                       ELSE 'the pause an operator requested took effect' END,
+                       NULL, 9223372036854775807
+                FROM upd WHERE upd.stopped_on_request
             ) AS x
             ORDER BY x.ord
         ),
@@ -505,7 +563,13 @@ pub async fn record(
             SELECT upd.paused_event_id, upd.marketplace_id, upd.id, upd.paused_event,
                    jsonb_build_object('run_id', upd.id, 'workflow', upd.workflow, 'subject_id', upd.subject_id,
                                       'status', 'paused')
-            FROM upd WHERE upd.paused_on_request AND upd.paused_event IS NOT NULL
+            FROM upd WHERE upd.stopped_on_request AND upd.status = 'paused' AND upd.paused_event IS NOT NULL
+            UNION ALL
+            SELECT upd.cancelled_event_id, upd.marketplace_id, upd.id, upd.cancelled_event,
+                   jsonb_build_object('run_id', upd.id, 'workflow', upd.workflow, 'subject_id', upd.subject_id,
+                                      'marketplace_id', upd.marketplace_id, 'status', 'cancelled',
+                                      'reason', upd.status_reason)
+            FROM upd WHERE upd.stopped_on_request AND upd.status = 'cancelled' AND upd.cancelled_event IS NOT NULL
         ),
         sg AS (
             UPDATE vendorflow.signals AS sig SET consumed_at = clock_timestamp(), consumed_step = c.step_name
@@ -513,8 +577,8 @@ pub async fn record(
             JOIN upd ON upd.id = c.run_id
             WHERE sig.id = c.id AND sig.consumed_at IS NULL
         )
-        SELECT id, status, paused_on_request FROM upd",
-    )
+        SELECT id, status, stopped_on_request FROM upd",
+    ))
     .bind(t.iter().map(|x| x.run_id).collect::<Vec<_>>())
     .bind(t.iter().map(|x| x.lease_token).collect::<Vec<_>>())
     .bind(t.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
@@ -566,6 +630,10 @@ pub async fn record(
     .bind(g.iter().map(|x| x.signal_id).collect::<Vec<_>>())
     .bind(g.iter().map(|x| x.run_id).collect::<Vec<_>>())
     .bind(g.iter().map(|x| x.step_name.as_str()).collect::<Vec<_>>())
+    .bind(t.iter().map(|x| x.record_id).collect::<Vec<_>>())
+    .bind(t.iter().map(|x| x.prev_record_id).collect::<Vec<_>>())
+    .bind(t.iter().map(|x| x.cancelled_event.as_ref().map(|p| p.0)).collect::<Vec<_>>())
+    .bind(t.iter().map(|x| x.cancelled_event.as_ref().map(|p| p.1.as_str())).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
 }
@@ -748,6 +816,7 @@ pub struct OperatorChange {
     pub open_attempt_id: Option<Uuid>,
     pub needs_reconcile: bool,
     pub pause_requested: bool,
+    pub cancel_requested: bool,
     /// `next_run_at = now() + ms`, or NULL.
     pub next_run_in_ms: Option<i64>,
     /// Clear the lease and increment the lease token, so that a worker holding the run can no
@@ -766,7 +835,7 @@ pub async fn apply_operator_change(
         "UPDATE vendorflow.runs SET
             status = $2, status_reason = $3, step_index = $4, step_name = $5, generation = $6,
             attempt = $7, retry_base = $8, open_attempt_id = $9, needs_reconcile = $10,
-            pause_requested = $11,
+            pause_requested = $11, cancel_requested = $15,
             next_run_at = CASE WHEN $12::int8 IS NULL THEN NULL ELSE now() + $12 * interval '1 millisecond' END,
             lease_owner = CASE WHEN $13 THEN NULL ELSE lease_owner END,
             lease_expires_at = CASE WHEN $13 THEN NULL ELSE lease_expires_at END,
@@ -793,6 +862,7 @@ pub async fn apply_operator_change(
     .bind(change.next_run_in_ms)
     .bind(change.release_lease)
     .bind(change.clear_wait_timers)
+    .bind(change.cancel_requested)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -905,4 +975,62 @@ pub async fn latency_if_finished(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(latency.flatten())
+}
+
+/// The status of the run if `record_id` is the last record written for it, i.e. whether a record
+/// whose commit acknowledgement was lost (or whose replay wrote nothing) had in fact committed.
+pub async fn record_applied(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    record_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM vendorflow.runs WHERE id = $1 AND last_record_id = $2")
+        .bind(run_id)
+        .bind(record_id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// Extends the lease of a run whose handler is still running to `now() + lease_ms`: the
+/// heartbeat. Fenced by the lease token and the open attempt (`None` while a reconcile runs
+/// before any attempt is open), so a worker that lost the run can never extend it. Returns
+/// whether the lease was extended.
+pub async fn heartbeat(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    lease_token: i64,
+    open_attempt_id: Option<Uuid>,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE vendorflow.runs SET lease_expires_at = now() + $4 * interval '1 millisecond'
+         WHERE id = $1 AND lease_token = $2 AND status = 'running'
+           AND open_attempt_id IS NOT DISTINCT FROM $3",
+    )
+    .bind(run_id)
+    .bind(lease_token)
+    .bind(open_attempt_id)
+    .bind(lease_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Counts one more failure to record the current attempt's outcome of a run the caller holds
+/// (fenced by the lease token), and returns the count so far (`None` if the lease was lost). The
+/// count goes back to zero when a record moves the run to another step, generation or attempt.
+pub async fn note_record_failure(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    lease_token: i64,
+) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE vendorflow.runs SET record_failures = record_failures + 1
+         WHERE id = $1 AND lease_token = $2 AND status = 'running'
+         RETURNING record_failures",
+    )
+    .bind(run_id)
+    .bind(lease_token)
+    .fetch_optional(&mut *conn)
+    .await
 }

@@ -7,6 +7,7 @@ mod durability;
 mod logs;
 mod observability;
 mod operations;
+mod races;
 mod randomized;
 mod runs;
 mod shutdown;
