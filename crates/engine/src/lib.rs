@@ -107,6 +107,10 @@ pub enum EngineError {
     /// number); the path names the key, never the value.
     #[error("`{0}` must not be part of a run's input: secrets never enter runs")]
     SecretInInput(String),
+    /// Another run of the workflow already holds this order key for the marketplace and
+    /// subject (the unique index `store::order_keys::INDEX` refused the insert).
+    #[error("another run already holds this order key")]
+    OrderKeyTaken,
     /// The input is not a JSON object.
     #[error("a run's input must be a JSON object")]
     InputNotObject,

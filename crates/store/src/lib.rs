@@ -11,6 +11,7 @@ pub mod history;
 pub mod idempotency;
 pub mod marketplaces;
 pub mod observability;
+pub mod order_keys;
 pub mod outbox;
 pub mod provider_records;
 pub mod run_queries;
