@@ -58,7 +58,10 @@ pub use handler::{
     StepHandler, StepOutcome, StepSuccess, handler_fn, poll_fn,
 };
 pub use registry::Registry;
-pub use scheduler::{RetentionPolicy, Scheduler, SchedulerConfig, TickReport};
+pub use scheduler::{
+    RetentionJob, RetentionPolicy, RetentionReport, RetentionRule, Scheduler, SchedulerConfig,
+    TickReport,
+};
 pub use worker::{ExecutionOutcome, Worker, WorkerConfig};
 
 /// Errors of the engine's API. Database errors keep their source for logs; their text is never

@@ -8,6 +8,7 @@ mod logs;
 mod observability;
 mod operations;
 mod randomized;
+mod retention;
 mod runs;
 mod shutdown;
 mod support;
