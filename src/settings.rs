@@ -41,6 +41,10 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
     /// Maximum database connections of this process (`VENDORFLOW_DATABASE_MAX_CONNECTIONS`).
     pub database_max_connections: u32,
+    /// How long `serve`, `api`, `worker` and `dev` wait for PostgreSQL at start-up, retrying
+    /// with capped exponential backoff (`VENDORFLOW_DATABASE_WAIT`: a duration, or `forever`, the
+    /// default); `None` waits forever. One-shot commands never wait.
+    pub database_wait: Option<Duration>,
     /// Where the HTTP API listens (`VENDORFLOW_LISTEN`).
     pub listen: SocketAddr,
     /// Log format (`VENDORFLOW_LOG_FORMAT`: `human` or `json`).
@@ -183,6 +187,14 @@ impl Sources {
         Ok(policy)
     }
 
+    /// `forever` (`None`) or a duration.
+    fn wait(&self, key: &str) -> anyhow::Result<Option<Duration>> {
+        match self.raw(key) {
+            Some((text, _)) if text.trim() == "forever" => Ok(None),
+            _ => self.duration(key),
+        }
+    }
+
     fn duration(&self, key: &str) -> anyhow::Result<Option<Duration>> {
         match self.raw(key) {
             None => Ok(None),
@@ -273,6 +285,7 @@ impl Settings {
         Ok(Settings {
             database_url: database_url.map(SecretString::from),
             database_max_connections: sources.parse("database_max_connections")?.unwrap_or(20),
+            database_wait: sources.wait("database_wait")?,
             listen: sources
                 .parse("listen")?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -475,6 +488,25 @@ mod tests {
                 .to_string();
             assert!(error.contains(variable), "{variable}: {error}");
         }
+    }
+
+    #[test]
+    fn the_database_wait_is_forever_unless_a_duration_bounds_it() {
+        assert!(
+            Settings::from_env_map(env(&[]))
+                .unwrap()
+                .database_wait
+                .is_none()
+        );
+        let forever =
+            Settings::from_env_map(env(&[("VENDORFLOW_DATABASE_WAIT", "forever")])).unwrap();
+        assert!(forever.database_wait.is_none());
+        let bounded = Settings::from_env_map(env(&[("VENDORFLOW_DATABASE_WAIT", "2m")])).unwrap();
+        assert_eq!(bounded.database_wait, Some(Duration::from_secs(120)));
+        let error = Settings::from_env_map(env(&[("VENDORFLOW_DATABASE_WAIT", "always")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("VENDORFLOW_DATABASE_WAIT"), "{error}");
     }
 
     #[test]
