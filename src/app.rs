@@ -157,8 +157,13 @@ pub async fn serve(
             "the worker",
             tokio::spawn(async move { Ok(worker.run(stop).await?) }),
         ));
-        let scheduler =
-            engine::Scheduler::new(wiring.pool.clone(), engine::SchedulerConfig::default());
+        let scheduler = engine::Scheduler::new(
+            wiring.pool.clone(),
+            engine::SchedulerConfig {
+                retention: Some(settings.retention.clone()),
+                ..engine::SchedulerConfig::default()
+            },
+        );
         let stop = shutdown.clone();
         tasks.push((
             "the scheduler",

@@ -341,6 +341,27 @@ async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
         .context("connecting to PostgreSQL (VENDORFLOW_DATABASE_URL)")
 }
 
+/// Connects to the configured database for a long-running command (`serve`, `api`, `worker`,
+/// `dev`): while PostgreSQL is unreachable or starting up, it retries with capped exponential
+/// backoff (0.5 s doubling to 10 s), logging each try, for `VENDORFLOW_DATABASE_WAIT` (default
+/// forever). One-shot commands use [`connect`], which gives up after about ten seconds.
+async fn connect_waiting(settings: &Settings) -> anyhow::Result<PgPool> {
+    let Some(url) = &settings.database_url else {
+        return connect(settings).await;
+    };
+    let retry = store::ConnectRetry {
+        give_up_after: settings.database_wait,
+        ..store::ConnectRetry::default()
+    };
+    store::connect_waiting(
+        url.expose_secret(),
+        settings.database_max_connections,
+        retry,
+    )
+    .await
+    .context("connecting to PostgreSQL (VENDORFLOW_DATABASE_URL; VENDORFLOW_DATABASE_WAIT bounds the wait)")
+}
+
 /// Starts the local development cluster through `scripts/pg.sh` and returns its URL.
 fn start_local_postgres() -> anyhow::Result<String> {
     let script = PathBuf::from("scripts/pg.sh");
@@ -454,7 +475,7 @@ fn provider(settings: &Settings) -> anyhow::Result<app::ProviderSettings> {
 async fn run_parts(settings: Settings, parts: Parts) -> anyhow::Result<()> {
     let keyring = keyring(&settings)?;
     let provider = provider(&settings)?;
-    let pool = connect(&settings).await?;
+    let pool = connect_waiting(&settings).await?;
     let wiring = app::build(pool, keyring, provider, &settings.workflows_dir)?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     app::cancel_on_signal(shutdown.clone());
@@ -498,7 +519,7 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
     if settings.master_key.is_none() {
         settings.master_key = Some(dev_master_key()?);
     }
-    let pool = connect(&settings).await?;
+    let pool = connect_waiting(&settings).await?;
     store::migrate(&pool).await.context("migrating")?;
 
     // The sandbox as the provider, unless a provider is configured.

@@ -41,6 +41,10 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
     /// Maximum database connections of this process (`VENDORFLOW_DATABASE_MAX_CONNECTIONS`).
     pub database_max_connections: u32,
+    /// How long `serve`, `api`, `worker` and `dev` wait for PostgreSQL at start-up, retrying
+    /// with capped exponential backoff (`VENDORFLOW_DATABASE_WAIT`: a duration, or `forever`, the
+    /// default); `None` waits forever. One-shot commands never wait.
+    pub database_wait: Option<Duration>,
     /// Where the HTTP API listens (`VENDORFLOW_LISTEN`).
     pub listen: SocketAddr,
     /// Log format (`VENDORFLOW_LOG_FORMAT`: `human` or `json`).
@@ -89,7 +93,14 @@ pub struct Settings {
     /// internal interface; the only way to scrape a `worker` process (`VENDORFLOW_METRICS_LISTEN`,
     /// e.g. `10.0.0.5:9464`; unset by default).
     pub metrics_listen: Option<SocketAddr>,
+    /// The scheduler's retention jobs: for each, how long rows are kept and how often the job
+    /// runs (`VENDORFLOW_RETENTION_<JOB>_KEEP` and `VENDORFLOW_RETENTION_<JOB>_EVERY`, where
+    /// `<JOB>` is `FINISHED_RUNS`, `IDEMPOTENCY_KEYS`, `WEBHOOK_DELIVERIES` or `OUTBOX`).
+    pub retention: engine::RetentionPolicy,
 }
+
+/// The shortest time idempotency keys may be kept: the API promises a replay for a day.
+const MIN_IDEMPOTENCY_KEEP: Duration = Duration::from_secs(86_400);
 
 /// Where values come from: the file's flat table, then the environment.
 struct Sources {
@@ -135,6 +146,55 @@ impl Sources {
         }
     }
 
+    /// The rule of retention job `job`: `retention_<job>_keep` and `retention_<job>_every`, each
+    /// more than zero, or the defaults of `default`.
+    fn retention_rule(
+        &self,
+        job: engine::RetentionJob,
+        default: engine::RetentionRule,
+    ) -> anyhow::Result<engine::RetentionRule> {
+        let mut rule = default;
+        for (suffix, slot) in [("keep", &mut rule.keep_for), ("every", &mut rule.every)] {
+            let key = format!("retention_{}_{suffix}", job.name());
+            if let Some(value) = self.duration(&key)? {
+                if value.is_zero() {
+                    let (_, origin) = self.raw(&key).unwrap_or_default();
+                    bail!("{origin} must be more than zero");
+                }
+                *slot = value;
+            }
+        }
+        Ok(rule)
+    }
+
+    /// The retention policy: each job's rule, from the defaults of [`engine::RetentionPolicy`].
+    fn retention(&self) -> anyhow::Result<engine::RetentionPolicy> {
+        use engine::RetentionJob;
+        let defaults = engine::RetentionPolicy::default();
+        let rule = |job| self.retention_rule(job, defaults.rule(job));
+        let policy = engine::RetentionPolicy {
+            finished_runs: rule(RetentionJob::FinishedRuns)?,
+            idempotency_keys: rule(RetentionJob::IdempotencyKeys)?,
+            webhook_deliveries: rule(RetentionJob::WebhookDeliveries)?,
+            outbox: rule(RetentionJob::Outbox)?,
+        };
+        if policy.idempotency_keys.keep_for < MIN_IDEMPOTENCY_KEEP {
+            bail!(
+                "VENDORFLOW_RETENTION_IDEMPOTENCY_KEYS_KEEP must be at least 24h: the API promises \
+                 to replay an idempotent request for a day"
+            );
+        }
+        Ok(policy)
+    }
+
+    /// `forever` (`None`) or a duration.
+    fn wait(&self, key: &str) -> anyhow::Result<Option<Duration>> {
+        match self.raw(key) {
+            Some((text, _)) if text.trim() == "forever" => Ok(None),
+            _ => self.duration(key),
+        }
+    }
+
     fn duration(&self, key: &str) -> anyhow::Result<Option<Duration>> {
         match self.raw(key) {
             None => Ok(None),
@@ -145,7 +205,7 @@ impl Sources {
     }
 }
 
-/// Parses `500ms`, `30s`, `5m`, `2h` or a bare number of seconds.
+/// Parses `500ms`, `30s`, `5m`, `2h`, `90d` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -153,13 +213,14 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
-        .context("expected a number followed by ms, s, m or h")?;
+        .context("expected a number followed by ms, s, m, h or d")?;
     Ok(match unit {
         "ms" => Duration::from_millis(number),
         "" | "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number * 60),
-        "h" => Duration::from_secs(number * 3600),
-        other => bail!("unknown unit `{other}`: use ms, s, m or h"),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        "d" => Duration::from_secs(number.saturating_mul(86_400)),
+        other => bail!("unknown unit `{other}`: use ms, s, m, h or d"),
     })
 }
 
@@ -224,6 +285,7 @@ impl Settings {
         Ok(Settings {
             database_url: database_url.map(SecretString::from),
             database_max_connections: sources.parse("database_max_connections")?.unwrap_or(20),
+            database_wait: sources.wait("database_wait")?,
             listen: sources
                 .parse("listen")?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -269,6 +331,7 @@ impl Settings {
                 .find(|user| !user.is_empty()),
             metrics_on_api: sources.parse("metrics_on_api")?.unwrap_or(false),
             metrics_listen: sources.parse("metrics_listen")?,
+            retention: sources.retention()?,
         })
     }
 }
@@ -387,11 +450,75 @@ mod tests {
     }
 
     #[test]
+    fn each_retention_job_has_its_own_age_and_period() {
+        let defaults = Settings::from_env_map(env(&[])).unwrap();
+        assert_eq!(defaults.retention, engine::RetentionPolicy::default());
+
+        let settings = Settings::from_env_map(env(&[
+            ("VENDORFLOW_RETENTION_OUTBOX_KEEP", "3d"),
+            ("VENDORFLOW_RETENTION_OUTBOX_EVERY", "10m"),
+            ("VENDORFLOW_RETENTION_FINISHED_RUNS_KEEP", "365d"),
+            ("VENDORFLOW_RETENTION_IDEMPOTENCY_KEYS_KEEP", "48h"),
+            ("VENDORFLOW_RETENTION_WEBHOOK_DELIVERIES_EVERY", "2h"),
+        ]))
+        .unwrap();
+        let day = Duration::from_secs(86_400);
+        assert_eq!(settings.retention.outbox.keep_for, 3 * day);
+        assert_eq!(settings.retention.outbox.every, Duration::from_secs(600));
+        assert_eq!(settings.retention.finished_runs.keep_for, 365 * day);
+        assert_eq!(settings.retention.idempotency_keys.keep_for, 2 * day);
+        assert_eq!(
+            settings.retention.webhook_deliveries.every,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            settings.retention.webhook_deliveries.keep_for,
+            engine::RetentionPolicy::default()
+                .webhook_deliveries
+                .keep_for
+        );
+
+        for (variable, value) in [
+            ("VENDORFLOW_RETENTION_OUTBOX_KEEP", "0s"),
+            ("VENDORFLOW_RETENTION_FINISHED_RUNS_EVERY", "soon"),
+            ("VENDORFLOW_RETENTION_IDEMPOTENCY_KEYS_KEEP", "1h"),
+        ] {
+            let error = Settings::from_env_map(env(&[(variable, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(variable), "{variable}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_database_wait_is_forever_unless_a_duration_bounds_it() {
+        assert!(
+            Settings::from_env_map(env(&[]))
+                .unwrap()
+                .database_wait
+                .is_none()
+        );
+        let forever =
+            Settings::from_env_map(env(&[("VENDORFLOW_DATABASE_WAIT", "forever")])).unwrap();
+        assert!(forever.database_wait.is_none());
+        let bounded = Settings::from_env_map(env(&[("VENDORFLOW_DATABASE_WAIT", "2m")])).unwrap();
+        assert_eq!(bounded.database_wait, Some(Duration::from_secs(120)));
+        let error = Settings::from_env_map(env(&[("VENDORFLOW_DATABASE_WAIT", "always")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("VENDORFLOW_DATABASE_WAIT"), "{error}");
+    }
+
+    #[test]
     fn durations_take_units() {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
         assert!(parse_duration("").is_err());
-        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("1w").is_err());
     }
 }

@@ -260,6 +260,23 @@ async fn after_an_onboarding_metrics_count_its_run_steps_provider_calls_and_webh
         Some(0.0)
     );
     assert!(value(&samples, "vendorflow_rescues_total", &[]).is_some());
+    // Every retention job's counter of deleted rows is rendered, labelled by the job's name.
+    for job in [
+        "finished_runs",
+        "idempotency_keys",
+        "webhook_deliveries",
+        "outbox",
+    ] {
+        assert!(
+            value(
+                &samples,
+                "vendorflow_retention_deleted_total",
+                &[("job", job)]
+            )
+            .is_some(),
+            "{job}"
+        );
+    }
     assert_eq!(
         value(&samples, "vendorflow_metrics_database_up", &[]),
         Some(1.0)

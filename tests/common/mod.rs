@@ -21,6 +21,18 @@ use testkit::TestDatabase;
 /// Kills the server when the test ends, however it ends.
 pub struct Server(Child);
 
+impl Server {
+    /// Takes charge of `child`: it is killed when the value is dropped.
+    pub fn new(child: Child) -> Server {
+        Server(child)
+    }
+
+    /// The exit status, once the process has ended by itself.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().expect("the server's status")
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _killed = self.0.kill();

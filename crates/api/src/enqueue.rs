@@ -24,7 +24,7 @@ impl From<engine::EngineError> for ApiError {
         use engine::EngineError;
         match error {
             EngineError::RunNotFound(_) => ApiError::NotFound("run"),
-            EngineError::RunEnded(..) | EngineError::Transition(_) => {
+            EngineError::RunEnded(..) | EngineError::Transition(_) | EngineError::OrderKeyTaken => {
                 ApiError::Conflict(error.to_string())
             }
             EngineError::UnknownSignal { .. } | EngineError::UnknownStep { .. } => {
@@ -37,7 +37,9 @@ impl From<engine::EngineError> for ApiError {
     }
 }
 
-/// Enqueues a run of `workflow` for `subject_id` in the caller's transaction.
+/// Enqueues a run of `workflow` for `subject_id` in the caller's transaction, for the order
+/// `order_key` when given. [`engine::EngineError::OrderKeyTaken`] means another run holds the
+/// order key; the transaction is then aborted.
 pub(crate) async fn run(
     state: &AppState,
     conn: &mut PgConnection,
@@ -45,11 +47,13 @@ pub(crate) async fn run(
     caller: Caller,
     subject_id: Uuid,
     input: Value,
-) -> Result<Uuid, ApiError> {
+    order_key: Option<&str>,
+) -> Result<Uuid, engine::EngineError> {
     let mut new = engine::NewRun::new(workflow, input);
     new.marketplace_id = Some(caller.marketplace_id());
     new.subject_id = Some(subject_id);
     new.actor = actor(caller);
+    new.order_key = order_key.map(str::to_owned);
     let id: RunId = engine::enqueue(conn, new, &state.definitions).await?;
     Ok(id.0)
 }

@@ -90,6 +90,14 @@ impl TestApi {
         .await
     }
 
+    async fn order_key(&self, run_id: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT order_key FROM vendorflow.runs WHERE id = $1")
+            .bind(Uuid::parse_str(run_id).unwrap())
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     async fn run_input(&self, run_id: &str) -> Value {
         sqlx::query_scalar("SELECT input FROM vendorflow.runs WHERE id = $1")
             .bind(Uuid::parse_str(run_id).unwrap())
@@ -177,6 +185,8 @@ async fn a_charge_is_accepted_and_its_run_holds_the_typed_input_only(pool: PgPoo
             "send_document_by_email": false
         })
     );
+    // The order id is also the run's order key, the column the database keeps unique.
+    assert_eq!(api.order_key(run_id).await.as_deref(), Some("order-42"));
     let leaked: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM vendorflow.runs r WHERE r::text LIKE '%sk_live%')
               + (SELECT count(*) FROM vendorflow.run_history e WHERE e::text LIKE '%sk_live%')",
@@ -213,6 +223,10 @@ async fn a_document_is_accepted_by_an_operator_with_its_typed_input(pool: PgPool
     assert_eq!(answer["reference"], "invoice-2025-0007");
     assert_eq!(answer["status"], "pending");
     assert_eq!(answer["links"]["run"], format!("/v1/runs/{run_id}"));
+    assert_eq!(
+        api.order_key(run_id).await.as_deref(),
+        Some("invoice-2025-0007")
+    );
     let input = api.run_input(run_id).await;
     assert_eq!(input["vendor_id"], json!(api.vendor_a));
     assert_eq!(input["document_type"], "invoice_and_receipt");
@@ -468,6 +482,83 @@ async fn concurrent_charges_of_one_order_under_different_keys_create_one_run(poo
         .count();
     assert_eq!((accepted, conflicts), (1, 5), "{statuses:?}");
     assert_eq!(api.count("runs").await, 1);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn two_concurrent_charges_of_one_order_give_one_run_and_a_conflict_naming_it(pool: PgPool) {
+    let api = Arc::new(TestApi::start(pool).await);
+    // An open transaction holds the order's entry in the runs' order-key index, so that both
+    // requests reach their insert and wait there at the same time: the database, not a lookup
+    // before the insert, decides which one gets the order.
+    let mut holder = api.pool.begin().await.unwrap();
+    store::runs::insert_runs(
+        &mut holder,
+        &store::runs::DefinitionSource {
+            workflow: "vendor_charge",
+            version: 1,
+            content_hash: "1111111111111111111111111111111111111111111111111111111111111111",
+            file_name: "held.toml",
+            source: "",
+        },
+        "await_vendor_ready",
+        &[store::runs::NewRunRow {
+            id: Uuid::now_v7(),
+            marketplace_id: Some(api.a.id),
+            subject_id: Some(api.vendor_a),
+            input: json!({}),
+            delay_ms: 0,
+            order_key: Some("order-race".to_owned()),
+        }],
+        "system",
+        "test",
+    )
+    .await
+    .unwrap();
+    let requests: Vec<_> = ["key-a", "key-b"]
+        .into_iter()
+        .map(|key| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.charge(api.vendor_a, Some(key), &charge("order-race"))
+                    .await
+            })
+        })
+        .collect();
+    let mut look = tokio::time::interval(std::time::Duration::from_millis(10));
+    for looks in 0.. {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+        if waiting == 2 {
+            break;
+        }
+        assert!(looks < 1000, "both requests wait at the order key");
+        look.tick().await;
+    }
+    holder.rollback().await.unwrap();
+
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.unwrap());
+    }
+    answers.sort_by_key(|(status, _)| *status);
+    let [(accepted, run), (conflict, problem)] = &answers[..] else {
+        panic!("two answers: {answers:?}");
+    };
+    assert_eq!(
+        (*accepted, *conflict),
+        (StatusCode::ACCEPTED, StatusCode::CONFLICT),
+        "{answers:?}"
+    );
+    assert_eq!(problem["run_id"], run["run_id"], "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("order-race"));
+    assert_eq!(api.count("runs").await, 1);
+    // The refused request's idempotency key was rolled back with it: only the winner's is kept.
+    assert_eq!(api.count("idempotency_keys").await, 1);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -29,6 +29,10 @@ pub struct NewRun {
     pub delay: Option<std::time::Duration>,
     /// Who asked for the run, recorded in its `created` event.
     pub actor: Actor,
+    /// The order the run is for (a charge's order id, a document's reference): at most one run
+    /// of a workflow per marketplace, subject and order key exists, which the database enforces
+    /// (a second enqueue fails with [`EngineError::OrderKeyTaken`]).
+    pub order_key: Option<String>,
 }
 
 impl NewRun {
@@ -42,6 +46,7 @@ impl NewRun {
             run_id: None,
             delay: None,
             actor: Actor::system(),
+            order_key: None,
         }
     }
 }
@@ -53,7 +58,8 @@ impl NewRun {
 ///
 /// # Errors
 /// [`EngineError::UnknownWorkflow`], [`EngineError::InputNotObject`],
-/// [`EngineError::SecretInInput`], or a database error.
+/// [`EngineError::SecretInInput`], [`EngineError::OrderKeyTaken`] (the caller's transaction is
+/// then aborted: roll it back), or a database error.
 pub async fn enqueue(
     conn: &mut PgConnection,
     new: NewRun,
@@ -98,6 +104,7 @@ pub async fn enqueue_many(
             delay_ms: run
                 .delay
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            order_key: run.order_key.clone(),
         });
     }
     let definition = DefinitionSource {
@@ -116,6 +123,13 @@ pub async fn enqueue_many(
         first.actor.kind.as_str(),
         &first.actor.id,
     )
-    .await?;
+    .await
+    .map_err(|error| {
+        if store::order_keys::is_taken(&error) {
+            EngineError::OrderKeyTaken
+        } else {
+            EngineError::Database(error)
+        }
+    })?;
     Ok(rows.into_iter().map(|r| RunId(r.id)).collect())
 }

@@ -59,7 +59,10 @@ pub use handler::{
 };
 pub use recorder::RecordFaults;
 pub use registry::Registry;
-pub use scheduler::{RetentionPolicy, Scheduler, SchedulerConfig, TickReport};
+pub use scheduler::{
+    RetentionJob, RetentionPolicy, RetentionReport, RetentionRule, Scheduler, SchedulerConfig,
+    TickReport,
+};
 pub use worker::{ExecutionOutcome, Worker, WorkerConfig};
 
 /// Errors of the engine's API. Database errors keep their source for logs; their text is never
@@ -108,6 +111,10 @@ pub enum EngineError {
     /// number); the path names the key, never the value.
     #[error("`{0}` must not be part of a run's input: secrets never enter runs")]
     SecretInInput(String),
+    /// Another run of the workflow already holds this order key for the marketplace and
+    /// subject (the unique index `store::order_keys::INDEX` refused the insert).
+    #[error("another run already holds this order key")]
+    OrderKeyTaken,
     /// The input is not a JSON object.
     #[error("a run's input must be a JSON object")]
     InputNotObject,

@@ -26,6 +26,9 @@ pub const STEP_DURATION: &str = "vendorflow_step_duration_seconds";
 pub const STEP_RETRIES: &str = "vendorflow_step_retries_total";
 /// Runs taken over after their worker's lease expired.
 pub const RESCUES: &str = "vendorflow_rescues_total";
+/// Rows deleted by the scheduler's retention, by `job` (`finished_runs`, `idempotency_keys`,
+/// `webhook_deliveries`, `outbox`).
+pub const RETENTION_DELETED: &str = "vendorflow_retention_deleted_total";
 
 /// Histogram buckets for step durations, in seconds: 1 ms to 60 s (a step's handler is one or a
 /// few provider calls, whose live latencies run from tens of milliseconds to seconds, and whose
@@ -35,8 +38,8 @@ pub const STEP_DURATION_BUCKETS: &[f64] = &[
 ];
 
 /// Registers the descriptions of the engine's metrics with the installed recorder (its `# HELP`
-/// lines), and makes the unlabelled counter exist at zero so that a rate over it is defined
-/// before the first rescue.
+/// lines), and makes the rescue counter and each retention job's counter exist at zero so that a
+/// rate over them is defined before the first rescue or deletion.
 pub fn describe() {
     metrics::describe_counter!(RUNS_STARTED, "Runs first claimed by a worker, by workflow.");
     metrics::describe_counter!(
@@ -56,7 +59,14 @@ pub fn describe() {
         RESCUES,
         "Runs taken over after their worker's lease expired."
     );
+    metrics::describe_counter!(
+        RETENTION_DELETED,
+        "Rows deleted by the scheduler's retention, by job."
+    );
     metrics::counter!(RESCUES).increment(0);
+    for job in crate::RetentionJob::ALL {
+        metrics::counter!(RETENTION_DELETED, "job" => job.name()).increment(0);
+    }
 }
 
 /// A run's first claim by a worker.
@@ -104,5 +114,12 @@ pub(crate) fn step_retry(workflow: &Arc<str>, step: &str) {
 pub(crate) fn rescued(count: usize) {
     if count > 0 {
         metrics::counter!(RESCUES).increment(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+}
+
+/// Rows one retention batch of `job` deleted.
+pub(crate) fn retention_deleted(job: &'static str, deleted: u64) {
+    if deleted > 0 {
+        metrics::counter!(RETENTION_DELETED, "job" => job).increment(deleted);
     }
 }

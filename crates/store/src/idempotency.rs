@@ -112,15 +112,24 @@ pub async fn save_response(
     Ok(())
 }
 
-/// Deletes keys created before `older_than_hours` hours ago; returns how many.
+/// Deletes up to `limit` keys created more than `older_than_ms` ago (retention: the API
+/// promises a replay for a day); returns how many. Keys whose rows another transaction holds
+/// are skipped, so the statement never waits and several schedulers may run it at once.
 pub async fn delete_expired(
     conn: &mut PgConnection,
-    older_than_hours: i32,
-) -> Result<u64, StoreError> {
+    older_than_ms: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
     let deleted = sqlx::query(
-        "DELETE FROM vendorflow.idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+        "DELETE FROM vendorflow.idempotency_keys AS k
+         USING (SELECT marketplace_id, idempotency_key FROM vendorflow.idempotency_keys
+                WHERE created_at < now() - $1 * interval '1 millisecond'
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED) AS old
+         WHERE k.marketplace_id = old.marketplace_id AND k.idempotency_key = old.idempotency_key",
     )
-    .bind(older_than_hours)
+    .bind(older_than_ms)
+    .bind(limit)
     .execute(conn)
     .await?;
     Ok(deleted.rows_affected())

@@ -98,13 +98,18 @@ pub struct NewRunRow {
     pub input: Value,
     /// Milliseconds from now until the run is due (0: now).
     pub delay_ms: i64,
+    /// The order this run is for (a charge's order id, a document's reference), unique per
+    /// marketplace, subject and workflow: see [`crate::order_keys`].
+    pub order_key: Option<String>,
 }
 
 /// Inserts runs of one definition as `pending` at its first step, stores the definition's
 /// source if this hash is new, appends a `created` event per run, and NOTIFYs the workers
 /// (PostgreSQL delivers the notification when the caller's transaction commits).
 ///
-/// One statement: it can run inside the caller's own transaction (transactional enqueue).
+/// One statement: it can run inside the caller's own transaction (transactional enqueue). A run
+/// whose order key is taken fails the statement with a unique violation on
+/// [`crate::order_keys::INDEX`].
 pub async fn insert_runs(
     conn: &mut PgConnection,
     definition: &DefinitionSource<'_>,
@@ -118,6 +123,7 @@ pub async fn insert_runs(
     let subjects: Vec<Option<Uuid>> = runs.iter().map(|r| r.subject_id).collect();
     let delays: Vec<i64> = runs.iter().map(|r| r.delay_ms).collect();
     let inputs: Vec<Value> = runs.iter().map(|r| r.input.clone()).collect();
+    let order_keys: Vec<Option<&str>> = runs.iter().map(|r| r.order_key.as_deref()).collect();
     let inserted: i64 = sqlx::query_scalar(
         "WITH d AS (
             INSERT INTO vendorflow.workflow_definitions (workflow, content_hash, version, file_name, source)
@@ -127,11 +133,11 @@ pub async fn insert_runs(
         ins AS (
             INSERT INTO vendorflow.runs
                 (id, workflow, workflow_version, content_hash, marketplace_id, subject_id, status,
-                 step_index, step_name, next_run_at, input)
+                 step_index, step_name, next_run_at, input, order_key)
             SELECT u.id, $1, $3, $2, u.marketplace_id, u.subject_id, 'pending', 0, $6,
-                   now() + u.delay_ms * interval '1 millisecond', u.input
-            FROM unnest($7::uuid[], $8::uuid[], $9::uuid[], $10::int8[], $11::jsonb[])
-                AS u(id, marketplace_id, subject_id, delay_ms, input)
+                   now() + u.delay_ms * interval '1 millisecond', u.input, u.order_key
+            FROM unnest($7::uuid[], $8::uuid[], $9::uuid[], $10::int8[], $11::jsonb[], $15::text[])
+                AS u(id, marketplace_id, subject_id, delay_ms, input, order_key)
             RETURNING id
         ),
         h AS (
@@ -154,6 +160,7 @@ pub async fn insert_runs(
     .bind(actor_kind)
     .bind(actor_id)
     .bind(NOTIFY_CHANNEL)
+    .bind(&order_keys)
     .fetch_one(&mut *conn)
     .await?;
     Ok(u64::try_from(inserted).unwrap_or(0))

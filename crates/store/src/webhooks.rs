@@ -3,7 +3,8 @@
 //!
 //! The engine writes events into `vendorflow.outbox` in its own transactions and never looks at
 //! these tables. The relay (crate `webhooks`) calls [`fan_out`], [`claim_due`] and
-//! [`record_attempt`]; operators call [`create_endpoint`], [`list_deliveries`] and [`replay`].
+//! [`record_attempt`]; operators call [`create_endpoint`], [`list_deliveries`] and [`replay`];
+//! the scheduler's retention calls [`delete_finished_deliveries`].
 //! Every admin function is scoped by the caller's marketplace id. Signing secrets are stored
 //! encrypted through [`crate::secrets`] and are returned in clear only once, at creation.
 
@@ -698,6 +699,33 @@ pub async fn record_attempt(pool: &PgPool, record: &AttemptRecord) -> Result<boo
     }
     tx.commit().await?;
     Ok(recorded)
+}
+
+// ----- Retention. -----
+
+/// Deletes up to `limit` deliveries that finished (delivered, or dead letters) and have not
+/// changed for `older_than_ms`; returns how many. A pending delivery is never deleted: rows are
+/// locked before they are deleted and a row replayed meanwhile (pending again) no longer matches,
+/// and rows another transaction holds are skipped. Their outbox event leaves later, by the
+/// outbox's own retention (`outbox::delete_done`).
+pub async fn delete_finished_deliveries(
+    conn: &mut PgConnection,
+    older_than_ms: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM vendorflow.webhook_deliveries AS d
+         USING (SELECT id FROM vendorflow.webhook_deliveries
+                WHERE status <> 'pending' AND updated_at < now() - $1 * interval '1 millisecond'
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED) AS old
+         WHERE d.id = old.id",
+    )
+    .bind(older_than_ms)
+    .bind(limit)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 #[cfg(test)]

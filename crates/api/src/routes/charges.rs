@@ -5,8 +5,9 @@
 //! checked before anything is stored: a card number anywhere answers 422 `card_number_refused`,
 //! then the body is deserialised (a missing or wrong-typed member answers 422 at its JSON path)
 //! and validated (every bad field at once). Then, in ONE transaction: the idempotency key is
-//! claimed, the vendor is looked up in the caller's marketplace, the order id is checked unused
-//! for this vendor, the `vendor_charge` run is enqueued, and the answer is saved for replays.
+//! claimed, the vendor is looked up in the caller's marketplace, the `vendor_charge` run is
+//! enqueued with the order id as its order key (which the database keeps unique per vendor: a
+//! second order id answers 409 naming the first run), and the answer is saved for replays.
 //!
 //! This module also holds what the document route shares with it: the body parsing and the
 //! transaction that admits one order per vendor and key.
@@ -21,7 +22,6 @@ use domain::orders::ChargeInput;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
 use store::tokens::Role;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -211,9 +211,16 @@ pub(crate) struct Order<'a> {
 }
 
 /// The transaction shared by charges and documents: claims the idempotency key (a replay
-/// answers the stored response), finds the vendor in the caller's marketplace (404), refuses an
-/// order key already used for this vendor (409 naming the existing run), enqueues the run and
-/// saves the answer that `answer` builds from the run id, all committed together.
+/// answers the stored response), finds the vendor in the caller's marketplace (404), enqueues the
+/// run with the order's key and saves the answer that `answer` builds from the run id, all
+/// committed together.
+///
+/// One run per order is enforced by the database: the run's `order_key` is uniquely indexed
+/// per (marketplace, vendor, workflow) (`store::order_keys`). A request for an order that
+/// already has a run fails its insert (waiting, if the other request has not committed yet, for
+/// it to commit or roll back); its transaction, with the key's claim, is rolled back and it
+/// answers 409 naming the run that holds the key. Should that run vanish in between (retention
+/// deleted it), the request is admitted again from the start, once.
 pub(crate) async fn admit<A: Serialize>(
     state: &AppState,
     caller: Caller,
@@ -221,8 +228,50 @@ pub(crate) async fn admit<A: Serialize>(
     vendor_id: Uuid,
     body: &Value,
     order: Order<'_>,
-    answer: impl FnOnce(Uuid) -> A,
+    answer: impl Fn(Uuid) -> A,
 ) -> Result<Response, ApiError> {
+    for _ in 0..2 {
+        match admit_once(state, caller, key, vendor_id, body, &order, &answer).await? {
+            Admission::Answered(response) => return Ok(response),
+            Admission::OrderTaken => {
+                let mut conn = state.pool.acquire().await?;
+                let holder = store::order_keys::find_run(
+                    &mut conn,
+                    caller.marketplace_id(),
+                    vendor_id,
+                    order.workflow,
+                    order.key,
+                )
+                .await?;
+                if let Some(run_id) = holder {
+                    return Ok(duplicate_order(&order, run_id));
+                }
+            }
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "this vendor's {} `{}` is being changed by another request: retry",
+        order.key_field, order.key
+    )))
+}
+
+/// What one try of [`admit`] came to.
+enum Admission {
+    /// Enqueued (202), replayed, or refused with a problem.
+    Answered(Response),
+    /// Another run holds the order key; the transaction was rolled back.
+    OrderTaken,
+}
+
+async fn admit_once<A: Serialize>(
+    state: &AppState,
+    caller: Caller,
+    key: Option<&str>,
+    vendor_id: Uuid,
+    body: &Value,
+    order: &Order<'_>,
+    answer: &impl Fn(Uuid) -> A,
+) -> Result<Admission, ApiError> {
     let marketplace_id = caller.marketplace_id();
     let path = format!("/v1/vendors/{vendor_id}/{}", order.resource);
     let mut tx = state.pool.begin().await?;
@@ -230,25 +279,32 @@ pub(crate) async fn admit<A: Serialize>(
         && let Some(replayed) =
             crate::idempotent::claim(&mut tx, marketplace_id, key, &path, body).await?
     {
-        return Ok(replayed);
+        return Ok(Admission::Answered(replayed));
     }
     store::vendors::find(&mut tx, marketplace_id, vendor_id)
         .await?
         .ok_or(ApiError::NotFound("vendor"))?;
-    if let Some(existing) = existing_run(&mut tx, marketplace_id, vendor_id, &order).await? {
-        // The transaction is dropped unfinished: the key's claim is rolled back with it, as for
-        // any refusal, so the same key may be used again once the caller has fixed the request.
-        return Ok(duplicate_order(&order, existing));
-    }
-    let run_id = crate::enqueue::run(
+    let enqueued = crate::enqueue::run(
         state,
         &mut tx,
         order.workflow,
         caller,
         vendor_id,
-        order.input,
+        order.input.clone(),
+        Some(order.key),
     )
-    .await?;
+    .await;
+    let run_id = match enqueued {
+        Ok(run_id) => run_id,
+        Err(engine::EngineError::OrderKeyTaken) => {
+            // The failed insert aborted the transaction: the key's claim is rolled back with it,
+            // as for any refusal, so the same key may be used again once the caller has fixed
+            // the request.
+            tx.rollback().await?;
+            return Ok(Admission::OrderTaken);
+        }
+        Err(other) => return Err(other.into()),
+    };
     let answer = serde_json::to_value(answer(run_id)).map_err(ApiError::internal)?;
     if let Some(key) = key {
         store::idempotency::save_response(&mut tx, marketplace_id, key, 202, &answer).await?;
@@ -260,43 +316,9 @@ pub(crate) async fn admit<A: Serialize>(
         workflow = order.workflow,
         "order enqueued"
     );
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
-}
-
-/// The earliest run of `order.workflow` for this vendor whose input has the same order key.
-///
-/// Two requests with the same key but different idempotency keys could both find nothing and
-/// both enqueue. To close that race, the check first takes a transaction-scoped advisory lock on
-/// (workflow, vendor, key): the second request waits for the first to commit or roll back, and
-/// its query, which under READ COMMITTED sees what was committed before it started, then finds
-/// the first run. A hash collision between two different keys only makes them wait for each
-/// other. Even without the lock no customer would be charged twice: the charge is idempotent on
-/// the order id at the provider (its `UniqueIdentifier`), and the step pauses for an operator
-/// rather than charge when it cannot tell.
-async fn existing_run(
-    conn: &mut PgConnection,
-    marketplace_id: Uuid,
-    vendor_id: Uuid,
-    order: &Order<'_>,
-) -> Result<Option<Uuid>, ApiError> {
-    let lock_name = format!("{}:{vendor_id}:{}", order.workflow, order.key);
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(lock_name)
-        .execute(&mut *conn)
-        .await?;
-    let existing = sqlx::query_scalar::<_, Uuid>(
-        "SELECT id FROM vendorflow.runs \
-         WHERE workflow = $1 AND subject_id = $2 AND marketplace_id = $3 AND input ->> $4 = $5 \
-         ORDER BY created_at, id LIMIT 1",
-    )
-    .bind(order.workflow)
-    .bind(vendor_id)
-    .bind(marketplace_id)
-    .bind(order.key_field)
-    .bind(order.key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(existing)
+    Ok(Admission::Answered(
+        (StatusCode::ACCEPTED, Json(answer)).into_response(),
+    ))
 }
 
 /// The 409 for an order key already used: the conflict problem, extended with the existing run.

@@ -1,6 +1,6 @@
 //! Structured logs: every line written while a step runs (by the engine, or by the handler and
 //! whatever it calls) carries the run id, the vendor id, the workflow and the step, through the
-//! executor's span.
+//! executor's span; and a retention job that deleted rows logs one line naming it.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -123,4 +123,59 @@ async fn a_line_a_handler_logs_carries_the_run_the_vendor_the_workflow_and_the_s
         assert_eq!(span["workflow"], "logging", "{line}");
         assert_eq!(span["step"], "say_hello", "{line}");
     }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_retention_job_that_deleted_rows_says_so_in_one_line(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let marketplace = store::marketplaces::insert(&mut conn, "Retention logs market")
+        .await
+        .unwrap();
+    drop(conn);
+    sqlx::query(
+        "INSERT INTO vendorflow.idempotency_keys
+             (marketplace_id, idempotency_key, request_method, request_path, request_hash, created_at)
+         SELECT $1, 'key-' || n, 'POST', '/v1/onboardings', decode('00', 'hex'),
+                now() - interval '2 days'
+         FROM generate_series(1, 5) AS n",
+    )
+    .bind(marketplace.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let buffer = Buffer::default();
+    let subscriber = {
+        let buffer = buffer.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || buffer.clone())
+            .finish()
+    };
+    let guard = tracing::subscriber::set_default(subscriber);
+    let scheduler = engine::Scheduler::new(
+        pool.clone(),
+        engine::SchedulerConfig {
+            batch_size: 2,
+            ..engine::SchedulerConfig::default()
+        },
+    );
+    scheduler.retention_once().await.unwrap();
+    drop(guard);
+
+    let output = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = output
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    // One line for the job that deleted rows (three batches), none for the jobs that did not.
+    let retention: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["message"] == "retention deleted old rows")
+        .collect();
+    assert_eq!(retention.len(), 1, "{output}");
+    assert_eq!(retention[0]["job"], "idempotency_keys", "{output}");
+    assert_eq!(retention[0]["deleted"], 5, "{output}");
+    assert_eq!(retention[0]["keep_for_s"], 86_400, "{output}");
 }

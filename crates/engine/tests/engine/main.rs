@@ -9,6 +9,7 @@ mod observability;
 mod operations;
 mod races;
 mod randomized;
+mod retention;
 mod runs;
 mod shutdown;
 mod support;

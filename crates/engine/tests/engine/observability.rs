@@ -1,6 +1,7 @@
 //! The engine's metrics, recorded into a capturing recorder local to the test's thread: runs
 //! started once however often they are claimed, runs finished by status, step durations by
-//! outcome, retries and rescues; and the due-queue statistics `/metrics` reads at scrape time.
+//! outcome, retries, rescues and rows deleted by each retention job; and the due-queue statistics
+//! `/metrics` reads at scrape time.
 //! (The Prometheus rendering itself is the binary's, and is tested there.)
 
 use std::collections::BTreeMap;
@@ -9,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::observability::{
-    RESCUES, RUNS_FINISHED, RUNS_STARTED, STEP_DURATION, STEP_DURATION_BUCKETS, STEP_RETRIES,
+    RESCUES, RETENTION_DELETED, RUNS_FINISHED, RUNS_STARTED, STEP_DURATION, STEP_DURATION_BUCKETS,
+    STEP_RETRIES,
 };
 use engine::{
-    Actor, ErrorEnvelope, NewRun, Registry, Scheduler, SchedulerConfig, StepContext, StepOutcome,
-    handler_fn,
+    Actor, ErrorEnvelope, NewRun, Registry, RetentionJob, Scheduler, SchedulerConfig, StepContext,
+    StepOutcome, handler_fn,
 };
 use metrics::{
     Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
@@ -312,4 +314,55 @@ async fn the_due_queue_is_counted_per_workflow_with_the_age_of_its_oldest_run(po
         store::observability::dead_letters(&mut conn).await.unwrap(),
         0
     );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn retention_counts_the_rows_each_job_deleted(pool: PgPool) {
+    let recorder = Capture::default();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    engine::observability::describe();
+    // Every job's series exists from the start, so a rate over it is defined.
+    for job in RetentionJob::ALL {
+        assert_eq!(
+            recorder.counter(RETENTION_DELETED, &[("job", job.name())]),
+            Some(0),
+            "{}",
+            job.name()
+        );
+    }
+
+    let mut conn = pool.acquire().await.unwrap();
+    let marketplace = store::marketplaces::insert(&mut conn, "Metered market")
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO vendorflow.idempotency_keys
+             (marketplace_id, idempotency_key, request_method, request_path, request_hash, created_at)
+         SELECT $1, 'key-' || n, 'POST', '/v1/onboardings', decode('00', 'hex'), now() - interval '2 days'
+         FROM generate_series(1, 3) AS n",
+    )
+    .bind(marketplace.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let scheduler = Scheduler::new(
+        pool.clone(),
+        SchedulerConfig {
+            batch_size: 2,
+            ..SchedulerConfig::default()
+        },
+    );
+    assert_eq!(
+        scheduler.retention_once().await.unwrap().idempotency_keys,
+        3
+    );
+    for job in RetentionJob::ALL {
+        let expected = u64::from(job == RetentionJob::IdempotencyKeys) * 3;
+        assert_eq!(
+            recorder.counter(RETENTION_DELETED, &[("job", job.name())]),
+            Some(expected),
+            "{}",
+            job.name()
+        );
+    }
 }
