@@ -924,6 +924,83 @@ mod tests {
         assert_eq!(generalize("a bad day"), "a bad day");
     }
 
+    fn company(id: i64, corporate_number: &str) -> serde_json::Value {
+        serde_json::json!({
+            "company_id": id, "created_by": sandbox::DEV_MARKETPLACE_COMPANY_ID, "name": "V",
+            "corporate_number": corporate_number, "company_type": 2, "email_address": null,
+            "phone": null, "applications": ["Accounting"], "api_key_last4": "ABCD",
+            "created_at": "2025-06-09T10:00:00"
+        })
+    }
+
+    #[test]
+    fn duplicates_and_lost_runs_fail_the_run_and_pauses_do_not() {
+        let ledger: Ledger = serde_json::from_value(serde_json::json!({
+            "companies": [company(100001, "511000009"), company(100002, "511000009")],
+            "terminals": [], "customers": [], "payments": [], "documents": [], "calls": []
+        }))
+        .unwrap();
+        let paused_run = Uuid::new_v4();
+        let book = Book {
+            onboardings: vec![super::super::traffic::Onboarding {
+                run_id: paused_run,
+                vendor_id: Uuid::new_v4(),
+                corporate_number: "511000009".to_owned(),
+                clearing: false,
+            }],
+            ..Book::default()
+        };
+        let lost = Uuid::new_v4();
+        let database = Database {
+            paused: vec![RunLine {
+                id: paused_run,
+                workflow: "vendor_onboarding".to_owned(),
+                step_name: "capture_api_keys".to_owned(),
+                status: "paused".to_owned(),
+                detail: "keys of organization 100001 are not known".to_owned(),
+                flag: false,
+            }],
+            lost: vec![lost],
+            ..Database::default()
+        };
+        let settled = Settled {
+            settled: true,
+            ..Settled::default()
+        };
+        let report = render(&Inputs {
+            profile: &Profile::short(),
+            book: &book,
+            chaos: &ChaosReport::default(),
+            acquirer: &Acquirer::default(),
+            supervisor: &SupervisorReport::default(),
+            settled: &settled,
+            ledger: &ledger,
+            database: &database,
+            received: &Received::default(),
+            canaries: &Canaries::default(),
+            found: &[],
+            searched_files: 1,
+            worker_starts: 3,
+        });
+        assert_eq!(
+            report.failures,
+            vec![
+                "1 corporate number(s) with more than one organization".to_owned(),
+                "1 lost run(s)".to_owned(),
+            ]
+        );
+        let pause = report
+            .text
+            .lines()
+            .find(|line| line.contains("capture_api_keys"))
+            .unwrap_or_default();
+        assert!(
+            pause.contains("exists (1)") && pause.ends_with("keys of organization # are not known"),
+            "{}",
+            report.text
+        );
+    }
+
     #[test]
     fn numeric_canaries_match_only_as_whole_numbers() {
         let dir = std::env::temp_dir().join(format!("chaos-canary-{}", Uuid::new_v4()));
