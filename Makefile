@@ -8,10 +8,10 @@ DATABASE_URL ?= $(shell $(PG) url)
 export DATABASE_URL
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench db/start db/stop db/reset db/url check-tools
+.PHONY: help run test lint fmt bench chaos chaos-short db/start db/stop db/reset db/url check-tools
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z/_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z/_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 check-tools:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
@@ -32,6 +32,13 @@ fmt: ## Format the code
 
 bench: check-tools db/start ## Benchmark the engine against the local Postgres and print figures
 	$(CARGO) run --release --quiet -- bench
+
+# The chaos proof runs a cluster of its own (under .data/chaos, on a free port), never the one above.
+chaos: check-tools ## Chaos proof: API, 3 workers, faulty sandbox, kills, a PostgreSQL restart; report (CHAOS_ARGS=--short)
+	$(CARGO) run --release --quiet -- chaos $(CHAOS_ARGS)
+
+chaos-short: ## The chaos proof's short form: about two minutes after the build (CI runs it)
+	@$(MAKE) --no-print-directory chaos CHAOS_ARGS="--short $(CHAOS_ARGS)"
 
 db/start: ## Start the local PostgreSQL cluster under .data/pg
 	@$(PG) start

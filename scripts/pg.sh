@@ -6,16 +6,20 @@
 #   scripts/pg.sh url     print the DATABASE_URL of the `vendorflow` database
 #   scripts/pg.sh status  say whether it runs
 #   scripts/pg.sh reset   stop it and delete its data
+#   scripts/pg.sh dump    print a plain-text pg_dump of the `vendorflow` database
 #
-# The cluster listens on 127.0.0.1 at $VENDORFLOW_PG_PORT (default 55432) and trusts local
-# connections: it is a development cluster, never a production one. fsync is off, because
-# tests and benchmarks create and drop many databases and nothing here must survive a crash.
+# The cluster listens on 127.0.0.1 at $VENDORFLOW_PG_PORT (default 55432), keeps its data in
+# $VENDORFLOW_PG_DIR (default .data/pg) and trusts local connections: it is a development
+# cluster, never a production one. fsync is off, because tests and benchmarks create and drop
+# many databases and nothing here must survive a crash; VENDORFLOW_PG_DURABLE=1 at creation
+# keeps PostgreSQL's durable defaults instead (`vendorflow chaos` runs its own cluster so).
 # initdb refuses to run as root, so as root the cluster is owned by the `postgres` user.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_DIR="${VENDORFLOW_PG_DIR:-$ROOT/.data/pg}"
 PORT="${VENDORFLOW_PG_PORT:-55432}"
+DURABLE="${VENDORFLOW_PG_DURABLE:-0}"
 DB_NAME="vendorflow"
 DB_USER="postgres"
 
@@ -83,10 +87,14 @@ port = $PORT
 unix_socket_directories = '$DATA_DIR'
 max_connections = 300
 shared_buffers = 256MB
+CONF
+    if [ "$DURABLE" != "1" ]; then
+      cat >>"$DATA_DIR/postgresql.conf" <<CONF
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
+    fi
   fi
   if is_running; then
     echo "postgres: already running at $(url)"
@@ -112,11 +120,19 @@ stop() {
   fi
 }
 
+dump() {
+  need_postgres
+  local pg_dump
+  pg_dump="$(find_bin pg_dump)" || { echo "pg_dump was not found" >&2; exit 1; }
+  "$pg_dump" -h 127.0.0.1 -p "$PORT" -U "$DB_USER" --no-password "$DB_NAME"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   url) url ;;
   status) need_postgres; if is_running; then echo "running at $(url)"; else echo "stopped"; exit 3; fi ;;
   reset) stop; rm -rf "$DATA_DIR"; echo "postgres: data removed" ;;
-  *) echo "usage: $0 start|stop|url|status|reset" >&2; exit 2 ;;
+  dump) dump ;;
+  *) echo "usage: $0 start|stop|url|status|reset|dump" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 //! handlers with the engine, mounts the API, and starts the sandbox in development.
 
 mod app;
+mod chaos;
 mod cli;
 mod settings;
 mod telemetry;
@@ -80,6 +81,10 @@ enum Commands {
     /// Onboard sample vendors into a running instance (`make run`) over HTTP and show their
     /// progress live, approving clearing vendors' terminals as the acquirer would.
     Demo(cli::demo::DemoArgs),
+    /// The chaos proof (`make chaos`): a production topology on this machine under provider
+    /// faults, worker kills and a PostgreSQL restart; reports duplicates, lost or stuck runs and
+    /// leaked canaries, and exits non-zero when it finds any.
+    Chaos(chaos::ChaosArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,7 +155,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     let settings = Settings::load()?;
     // The benchmark would print a line per finished run at `info`; it reports figures instead.
     let log_filter = match cli.command {
-        Commands::Bench { .. } if !settings.log_filter_is_set => "warn,sqlx=error",
+        Commands::Bench { .. } | Commands::Chaos(_) if !settings.log_filter_is_set => {
+            "warn,sqlx=error"
+        }
         _ => settings.log_filter.as_str(),
     };
     telemetry::init(settings.log_format, log_filter);
@@ -181,6 +188,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             };
             return cli::import::run(args, pool.clone(), actor, wiring).await;
         }
+        Commands::Chaos(args) => return chaos::run(args).await,
         Commands::Demo(args) => {
             let api = args
                 .api
