@@ -149,6 +149,7 @@ pub async fn serve(
             engine::WorkerConfig {
                 concurrency: settings.worker_concurrency,
                 grace_period: settings.shutdown_grace,
+                lease_duration: settings.worker_lease,
                 ..engine::WorkerConfig::default()
             },
         )?;

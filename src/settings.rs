@@ -77,6 +77,9 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// How long in-flight steps may finish after SIGTERM (`VENDORFLOW_SHUTDOWN_GRACE`, e.g. `30s`).
     pub shutdown_grace: Duration,
+    /// How long a worker's claim on a run lasts without a heartbeat (`VENDORFLOW_WORKER_LEASE`,
+    /// at least `1s`): a dead worker's runs are rescued this long after its last heartbeat.
+    pub worker_lease: Duration,
     /// The folder of workflow definitions (`VENDORFLOW_WORKFLOWS_DIR`).
     pub workflows_dir: PathBuf,
     /// A bearer token for the commands that call a running instance over HTTP, such as
@@ -282,6 +285,13 @@ impl Settings {
             bail!("VENDORFLOW_WORKER_CONCURRENCY must be at least 1");
         }
 
+        let worker_lease = sources
+            .duration("worker_lease")?
+            .unwrap_or(Duration::from_secs(60));
+        if worker_lease < Duration::from_secs(1) {
+            bail!("VENDORFLOW_WORKER_LEASE must be at least 1s");
+        }
+
         Ok(Settings {
             database_url: database_url.map(SecretString::from),
             database_max_connections: sources.parse("database_max_connections")?.unwrap_or(20),
@@ -313,6 +323,7 @@ impl Settings {
                 .unwrap_or(false),
             webhooks_allow_private: sources.parse("webhooks_allow_private")?.unwrap_or(false),
             worker_concurrency,
+            worker_lease,
             shutdown_grace: sources
                 .duration("shutdown_grace")?
                 .unwrap_or(Duration::from_secs(30)),

@@ -207,6 +207,9 @@ impl Topology {
             ("VENDORFLOW_PROVIDER_TIMEOUT", "2s".to_owned()),
             ("VENDORFLOW_WEBHOOKS_ALLOW_PRIVATE", "true".to_owned()),
             ("VENDORFLOW_SHUTDOWN_GRACE", "5s".to_owned()),
+            // A short lease: a killed worker's runs are rescued within seconds, and every step
+            // slower than a third of it lives on its heartbeat.
+            ("VENDORFLOW_WORKER_LEASE", "6s".to_owned()),
             (
                 "VENDORFLOW_WORKFLOWS_DIR",
                 plan.workflows.display().to_string(),

@@ -164,7 +164,7 @@ impl<'a> From<&'a RunRow> for RunJson<'a> {
             id: run.id,
             workflow: &run.workflow,
             workflow_version: run.workflow_version,
-            status: &run.status,
+            status: run.status.as_str(),
             outcome: run.outcome.as_deref(),
             status_reason: run.status_reason.as_deref(),
             step: &run.step_name,
@@ -456,7 +456,7 @@ async fn list(conn: &mut PgConnection, args: ListArgs) -> anyhow::Result<()> {
         table.row(vec![
             run.id.to_string(),
             run.workflow.clone(),
-            run.status.clone(),
+            run.status.to_string(),
             run.step_name.clone(),
             run.attempt.to_string(),
             relative(run.updated_at, now),
@@ -585,8 +585,8 @@ async fn show(
     println!("run {}", run.id);
     println!("  workflow   {} v{}", run.workflow, run.workflow_version);
     let status = match &run.outcome {
-        Some(outcome) if run.status == "succeeded" => format!("succeeded ({outcome})"),
-        _ => run.status.clone(),
+        Some(outcome) if run.status == RunStatus::Succeeded => format!("succeeded ({outcome})"),
+        _ => run.status.to_string(),
     };
     println!(
         "  status     {status} at step {} (attempt {})",
@@ -614,7 +614,7 @@ async fn show(
     if let Some(finished) = run.finished_at {
         println!("  finished   {}", time(finished));
     } else if let Some(next) = run.next_run_at
-        && run.status == "pending"
+        && run.status == RunStatus::Pending
     {
         println!("  next run   {} ({})", time(next), relative(next, now));
     }
@@ -811,12 +811,7 @@ fn next_retry(attempt: &AttemptRow, history: &[HistoryRow]) -> Option<DateTime<U
 /// What an operator can do with the run now, derived from its status and reason, with the
 /// commands that do it (only those the engine's rules allow in this status).
 fn next_steps(run: &RunRow, definition: Option<&WorkflowDefinition>) -> Vec<Hint> {
-    let Ok(status) = run.status.parse::<RunStatus>() else {
-        return vec![Hint {
-            what: format!("the run has an unknown status `{}`", run.status),
-            command: None,
-        }];
-    };
+    let status = run.status;
     let allowed = |operation| operation_effect(status, run.flags(), operation).is_ok();
     let id = run.id;
     let command = |rest: String| Some(format!("vendorflow runs {rest} --reason '<why>'"));

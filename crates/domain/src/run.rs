@@ -120,6 +120,27 @@ word_enum!(
     }
 );
 
+impl TryFrom<String> for RunStatus {
+    type Error = UnknownWord;
+
+    /// Reads the word stored in the database (the store decodes `runs.status` with this).
+    fn try_from(word: String) -> Result<Self, Self::Error> {
+        word.parse()
+    }
+}
+
+impl PartialEq<str> for RunStatus {
+    fn eq(&self, word: &str) -> bool {
+        self.as_str() == word
+    }
+}
+
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, word: &&str) -> bool {
+        self.as_str() == *word
+    }
+}
+
 impl RunStatus {
     /// Whether the run has ended and will never change again.
     pub fn is_terminal(&self) -> bool {

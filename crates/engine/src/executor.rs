@@ -196,7 +196,7 @@ impl Cursor {
         RunTransition {
             run_id: self.run_id,
             lease_token: self.token,
-            status: status.as_str().to_owned(),
+            status,
             outcome: None,
             status_reason: None,
             step_index: i32::try_from(self.step).unwrap_or(i32::MAX),
@@ -466,7 +466,7 @@ async fn pause_unresolvable(
     batch.transitions.push(RunTransition {
         run_id: row.id,
         lease_token: row.lease_token,
-        status: RunStatus::Paused.as_str().to_owned(),
+        status: RunStatus::Paused,
         outcome: None,
         status_reason: Some(reason.clone()),
         step_index: row.step_index,
@@ -1225,7 +1225,7 @@ async fn record_success(
         .batch
         .transitions
         .first()
-        .is_some_and(|t| t.status == RunStatus::Running.as_str());
+        .is_some_and(|t| t.status == RunStatus::Running);
     match send(recorder, cur, rec, report).await {
         Some(recorded) if continuing && !recorded.stopped_on_request => Flow::Continue,
         Some(_) => Flow::Stop,
@@ -1613,7 +1613,7 @@ async fn finish_wait(
         .batch
         .transitions
         .first()
-        .is_some_and(|t| t.status == RunStatus::Running.as_str());
+        .is_some_and(|t| t.status == RunStatus::Running);
     let record_id = rec.batch.transitions.first().map(|t| t.record_id);
     let written = store::runs::record(&mut tx, &rec.batch).await?;
     let Some(recorded) = written.into_iter().find(|r| r.id == cur.run_id) else {

@@ -46,7 +46,7 @@ macro_rules! or_rollback {
 }
 
 fn status_of(row: &RunRow) -> RunStatus {
-    row.status.parse().unwrap_or(RunStatus::Failed)
+    row.status
 }
 
 fn entry(
@@ -73,7 +73,7 @@ fn entry(
 fn change_from(row: &RunRow) -> OperatorChange {
     OperatorChange {
         run_id: row.id,
-        status: row.status.clone(),
+        status: row.status,
         status_reason: row.status_reason.clone(),
         step_index: row.step_index,
         step_name: row.step_name.clone(),
@@ -184,7 +184,7 @@ pub async fn retry_now(
         operation_effect(before, row.flags(), Operation::RetryNow)
     );
     let mut change = change_from(&row);
-    change.status = RunStatus::Pending.as_str().to_owned();
+    change.status = RunStatus::Pending;
     change.status_reason = None;
     change.next_run_in_ms = Some(0);
     if before == RunStatus::Failed {
@@ -245,7 +245,7 @@ pub async fn resume_from(
         .await?;
     }
     let mut change = change_from(&row);
-    change.status = RunStatus::Pending.as_str().to_owned();
+    change.status = RunStatus::Pending;
     change.status_reason = None;
     change.step_index = i32::try_from(index).unwrap_or(i32::MAX);
     change.step_name = step.to_owned();
@@ -305,7 +305,7 @@ pub async fn cancel(
         change.status_reason = Some(text);
         if before != RunStatus::Running {
             // Due now, so that the unknown outcome is reconciled (and the cancel applied) soon.
-            change.status = RunStatus::Pending.as_str().to_owned();
+            change.status = RunStatus::Pending;
             change.next_run_in_ms = Some(0);
             change.clear_wait_timers = true;
         }
@@ -326,10 +326,10 @@ pub async fn cancel(
             store::runs::notify_due(&mut tx).await?;
         }
         tx.commit().await?;
-        return Ok(change.status.parse().unwrap_or(before));
+        return Ok(change.status);
     }
     let definition = or_rollback!(tx, pinned_structure(&mut tx, &row).await);
-    change.status = RunStatus::Cancelled.as_str().to_owned();
+    change.status = RunStatus::Cancelled;
     change.status_reason = Some(text);
     change.pause_requested = false;
     change.cancel_requested = false;
@@ -401,7 +401,7 @@ pub async fn pause(
         }
         _ => {
             let definition = or_rollback!(tx, pinned_structure(&mut tx, &row).await);
-            change.status = RunStatus::Paused.as_str().to_owned();
+            change.status = RunStatus::Paused;
             change.status_reason = Some(text);
             change.next_run_in_ms = None;
             change.release_lease = true;
@@ -472,7 +472,7 @@ pub async fn resume(
             RunStatus::Running
         }
         _ => {
-            change.status = RunStatus::Pending.as_str().to_owned();
+            change.status = RunStatus::Pending;
             change.retry_base = row.attempt;
             change.cancel_requested = false;
             change.next_run_in_ms = Some(0);

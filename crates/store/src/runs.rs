@@ -9,6 +9,7 @@
 //! conditioned on `id = $run AND lease_token = $token AND status = 'running'`.
 
 use chrono::{DateTime, Utc};
+use domain::run::RunStatus;
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -39,7 +40,8 @@ pub struct RunRow {
     pub content_hash: String,
     pub marketplace_id: Option<Uuid>,
     pub subject_id: Option<Uuid>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     pub outcome: Option<String>,
     pub status_reason: Option<String>,
     pub step_index: i32,
@@ -261,7 +263,7 @@ pub enum WaitingSince {
 pub struct RunTransition {
     pub run_id: Uuid,
     pub lease_token: i64,
-    pub status: String,
+    pub status: RunStatus,
     pub outcome: Option<String>,
     pub status_reason: Option<String>,
     pub step_index: i32,
@@ -380,7 +382,8 @@ impl RecordBatch {
 pub struct Recorded {
     pub id: Uuid,
     /// The run's status after the record.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     /// An operator's pause or cancel request took effect: the run is paused or cancelled and no
     /// attempt was started.
     pub stopped_on_request: bool,
@@ -672,7 +675,8 @@ pub async fn lock_leased(
 pub struct Rescued {
     pub id: Uuid,
     pub previous_owner: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
 }
 
 /// Rescues up to `limit` runs whose lease expired: each goes back to `pending` (due now), or to
@@ -813,7 +817,7 @@ pub async fn list_for_subject(
 #[derive(Debug, Clone)]
 pub struct OperatorChange {
     pub run_id: Uuid,
-    pub status: String,
+    pub status: RunStatus,
     pub status_reason: Option<String>,
     pub step_index: i32,
     pub step_name: String,
@@ -856,7 +860,7 @@ pub async fn apply_operator_change(
          WHERE id = $1",
     )
     .bind(change.run_id)
-    .bind(&change.status)
+    .bind(change.status.as_str())
     .bind(&change.status_reason)
     .bind(change.step_index)
     .bind(&change.step_name)
@@ -990,12 +994,17 @@ pub async fn record_applied(
     conn: &mut PgConnection,
     run_id: Uuid,
     record_id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM vendorflow.runs WHERE id = $1 AND last_record_id = $2")
-        .bind(run_id)
-        .bind(record_id)
-        .fetch_optional(&mut *conn)
-        .await
+) -> Result<Option<RunStatus>, sqlx::Error> {
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM vendorflow.runs WHERE id = $1 AND last_record_id = $2",
+    )
+    .bind(run_id)
+    .bind(record_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    status
+        .map(|s| s.parse().map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .transpose()
 }
 
 /// Extends the lease of a run whose handler is still running to `now() + lease_ms`: the

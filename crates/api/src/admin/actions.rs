@@ -7,7 +7,7 @@
 //! as done without being done. A refused action is rolled back and then audited as `refused`
 //! with why, so attempts show in the log as well.
 
-use domain::run::{Actor, RunId};
+use domain::run::{Actor, RunId, RunStatus};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
@@ -348,8 +348,33 @@ async fn apply(
         RunAction::ResumeFrom(step) => {
             engine::ops::resume_from(conn, run, step.trim(), &actor, reason).await?
         }
-        RunAction::Cancel => engine::ops::cancel(conn, run, &actor, reason).await?,
-        RunAction::Pause => engine::ops::pause(conn, run, &actor, reason).await?,
+        RunAction::Cancel => match engine::ops::cancel(conn, run, &actor, reason).await? {
+            RunStatus::Running => {
+                return Ok(
+                    "a cancel is requested: the step in flight finishes and its outcome \
+                           is kept, then the run is cancelled"
+                        .to_owned(),
+                );
+            }
+            RunStatus::Pending => {
+                return Ok(
+                    "a cancel is requested: the unknown outcome of the last attempt is \
+                           reconciled first, then the run is cancelled"
+                        .to_owned(),
+                );
+            }
+            status => status,
+        },
+        RunAction::Pause => match engine::ops::pause(conn, run, &actor, reason).await? {
+            RunStatus::Running => {
+                return Ok(
+                    "a pause is requested: the step in flight finishes and its outcome \
+                           is kept, then the run pauses"
+                        .to_owned(),
+                );
+            }
+            status => status,
+        },
         RunAction::Resume => engine::ops::resume(conn, run, &actor, reason).await?,
         RunAction::Signal(name, payload) => {
             let outcome = engine::ops::signal(conn, run, &name, payload, &actor, reason).await?;

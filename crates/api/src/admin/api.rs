@@ -132,7 +132,7 @@ impl From<RunRow> for AdminRun {
             id: run.id,
             workflow: run.workflow,
             workflow_version: run.workflow_version,
-            status: run.status,
+            status: run.status.to_string(),
             outcome: run.outcome,
             status_reason: run.status_reason,
             vendor_id: run.subject_id,

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::definition::{AcceptAll, StepKind, WorkflowDefinition, parse_definition};
 use domain::errors::Lang;
+use domain::run::{Operation, RunStatus, operation_effect};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
@@ -80,7 +81,7 @@ fn run_table(l: Lang, runs: &[RunRow], labels: &HashMap<Uuid, (String, String)>)
                     tr data-run-id=(run.id) data-status=(run.status) {
                         td { a.run-link href={ "/admin/runs/" (run.id) } { (short(run.id)) } }
                         td { (run.workflow) }
-                        td { (badge(l, &run.status)) }
+                        td { (badge(l, run.status.as_str())) }
                         td.mono { (run.step_name) }
                         td.num { (run.attempt) }
                         td { (vendor_cell(labels, run.subject_id)) }
@@ -305,16 +306,16 @@ fn timeline(
             tbody {
                 @for step in &steps {
                     @let mine: Vec<&AttemptRow> = attempts.iter().filter(|a| &a.step_name == step).collect();
-                    @let is_current = step == &run.step_name && !matches!(run.status.as_str(), "succeeded" | "cancelled");
+                    @let is_current = step == &run.step_name && !matches!(run.status, RunStatus::Succeeded | RunStatus::Cancelled);
                     @let is_wait = definition.and_then(|d| d.steps.iter().find(|s| &s.name == step)).is_some_and(|s| matches!(s.kind, StepKind::Wait(_)));
                     @if mine.is_empty() {
                         tr data-step=(step) {
                             td.mono { (step) @if is_current { " " span.badge { (t(l, "current")) } } }
                             td colspan="6" .muted {
-                                @if is_current && is_wait { (badge(l, &run.status)) }
+                                @if is_current && is_wait { (badge(l, run.status.as_str())) }
                                 @else if is_current { (t(l, "not run yet")) }
                                 @else { (t(l, "skipped or not reached")) }
-                                @if is_current && run.status == "pending" { @if let Some(next) = run.next_run_at { " · " (t(l, "next retry at")) " " (time(next)) } }
+                                @if is_current && run.status == RunStatus::Pending { @if let Some(next) = run.next_run_at { " · " (t(l, "next retry at")) " " (time(next)) } }
                             }
                         }
                     }
@@ -332,7 +333,7 @@ fn timeline(
                             td.small.bidi { (message) }
                         }
                     }
-                    @if !mine.is_empty() && is_current && run.status == "pending" && run.attempt > 0 {
+                    @if !mine.is_empty() && is_current && run.status == RunStatus::Pending && run.attempt > 0 {
                         tr { td {} td colspan="6" .small { (t(l, "next retry at")) " " (maybe_time(run.next_run_at)) } }
                     }
                 }
@@ -369,8 +370,9 @@ fn actions_markup(
     run: &RunRow,
     definition: Option<&WorkflowDefinition>,
 ) -> Markup {
-    let status = run.status.as_str();
-    let ended = matches!(status, "succeeded" | "cancelled");
+    // The buttons are exactly the operations the engine's rule allows for this run.
+    let allowed = |operation| operation_effect(run.status, run.flags(), operation).is_ok();
+    let can_signal = !run.status.is_terminal();
     let steps: Vec<&str> = definition
         .map(|d| d.steps.iter().map(|s| s.name.as_str()).collect())
         .unwrap_or_default();
@@ -387,13 +389,13 @@ fn actions_markup(
         .unwrap_or_default();
     html! {
         div.grid #actions {
-            @if status == "paused" || (status == "running" && run.pause_requested) {
+            @if allowed(Operation::Resume) {
                 (action_form(l, session, run, "resume", t(l, "Resume"), html!{}, false))
             }
-            @if matches!(status, "pending" | "failed") {
+            @if allowed(Operation::RetryNow) {
                 (action_form(l, session, run, "retry", t(l, "Retry now"), html!{}, false))
             }
-            @if matches!(status, "pending" | "waiting" | "paused" | "failed") && !steps.is_empty() {
+            @if allowed(Operation::ResumeFrom) && !steps.is_empty() {
                 (action_form(l, session, run, "resume-from", t(l, "Resume from step"), html! {
                     label { (t(l, "Step"))
                         select name="step" required {
@@ -402,7 +404,7 @@ fn actions_markup(
                     }
                 }, false))
             }
-            @if !ended && status != "failed" && !signals.is_empty() {
+            @if can_signal && !signals.is_empty() {
                 (action_form(l, session, run, "signal", t(l, "Send signal"), html! {
                     label { (t(l, "Signal"))
                         select name="signal" required {
@@ -411,10 +413,10 @@ fn actions_markup(
                     }
                 }, false))
             }
-            @if matches!(status, "pending" | "waiting" | "running") && !run.pause_requested {
+            @if allowed(Operation::Pause) {
                 (action_form(l, session, run, "pause", t(l, "Pause"), html!{}, false))
             }
-            @if !ended && status != "failed" {
+            @if allowed(Operation::Cancel) {
                 (action_form(l, session, run, "cancel", t(l, "Cancel run"), html!{}, true))
             }
         }
@@ -470,7 +472,7 @@ pub(crate) async fn detail(
         .and_then(|done| DONE_ACTIONS.iter().find(|known| *known == done));
 
     let body = html! {
-        h1 { (t(l, "Run")) " " (short(run.id)) " " span #run-status { (badge(l, &run.status)) } }
+        h1 { (t(l, "Run")) " " (short(run.id)) " " span #run-status { (badge(l, run.status.as_str())) } }
         @if let Some(done) = done {
             p.notice #flash { (t(l, "Operator action")) ": " code { (done) } " — " (t(l, "done")) }
         }
@@ -478,7 +480,7 @@ pub(crate) async fn detail(
             div.card {
                 dl {
                     dt { (t(l, "Workflow")) } dd { (run.workflow) " v" (run.workflow_version) }
-                    dt { (t(l, "Status")) } dd { (badge(l, &run.status)) @if let Some(outcome) = &run.outcome { " " code { (outcome) } } }
+                    dt { (t(l, "Status")) } dd { (badge(l, run.status.as_str())) @if let Some(outcome) = &run.outcome { " " code { (outcome) } } }
                     @if let Some(reason) = &run.status_reason { dt { (t(l, "Why")) } dd.bidi #status-reason { (reason) } }
                     dt { (t(l, "Current step")) } dd.mono #current-step { (run.step_name) }
                     dt { (t(l, "Attempt")) } dd { (run.attempt) }
@@ -492,7 +494,7 @@ pub(crate) async fn detail(
             div.card #next-step {
                 h2 style="margin-top:0" { (t(l, "What to do next")) }
                 p { (t(l, next_step_hint(&run))) }
-                @if run.status == "paused" && run.step_name == "capture_api_keys" {
+                @if run.status == RunStatus::Paused && run.step_name == "capture_api_keys" {
                     @if let Some(vendor) = run.subject_id {
                         p { a href={ "/admin/vendors/" (vendor) "#supply-keys" } { (t(l, "Supply lost API keys")) } }
                     }

@@ -256,7 +256,7 @@ pub(crate) async fn detail(
                     tr {
                         td { a href={ "/admin/runs/" (run.id) } { (short(run.id)) } }
                         td { (run.workflow) }
-                        td { (badge(l, &run.status)) }
+                        td { (badge(l, run.status.as_str())) }
                         td.mono { (run.step_name) }
                         td { (time(run.created_at)) }
                     }

@@ -79,7 +79,7 @@ pub(crate) async fn get_vendor(
         .map(|run| VendorRun {
             id: run.id,
             workflow: run.workflow,
-            status: run.status,
+            status: run.status.to_string(),
             outcome: run.outcome,
             current_step: run.step_name,
             created_at: run.created_at,

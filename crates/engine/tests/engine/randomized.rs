@@ -272,7 +272,7 @@ async fn hundreds_of_runs_under_random_faults_all_end_with_effects_once_and_cons
     for (id, workflow) in &runs {
         let row = crate::support::run(&pool, *id).await;
         statuses
-            .entry(row.status.clone())
+            .entry(row.status.to_string())
             .and_modify(|n| *n += 1)
             .or_insert(1);
         if row.status == "succeeded" {
@@ -289,7 +289,7 @@ async fn hundreds_of_runs_under_random_faults_all_end_with_effects_once_and_cons
                 );
             }
         }
-        check_history(&pool, *id, &row.status, seed).await;
+        check_history(&pool, *id, row.status.as_str(), seed).await;
     }
     assert!(
         statuses.get("succeeded").copied().unwrap_or(0) > 250,
