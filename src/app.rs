@@ -142,22 +142,29 @@ pub async fn serve(
         ));
     }
     if run_workers {
-        let worker = engine::Worker::new(
-            wiring.pool.clone(),
-            wiring.registry.clone(),
-            wiring.definitions.clone(),
-            engine::WorkerConfig {
-                concurrency: settings.worker_concurrency,
-                grace_period: settings.shutdown_grace,
-                lease_duration: settings.worker_lease,
-                ..engine::WorkerConfig::default()
-            },
-        )?;
-        let stop = shutdown.clone();
-        tasks.push((
-            "the worker",
-            tokio::spawn(async move { Ok(worker.run(stop).await?) }),
-        ));
+        // One apalis worker polls its runs in flight on one task, so a process runs one worker
+        // per core, sharing the configured concurrency, to use every core.
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let loops = cores.min(settings.worker_concurrency).max(1);
+        for n in 0..loops {
+            let worker = engine::Worker::new(
+                wiring.pool.clone(),
+                wiring.registry.clone(),
+                wiring.definitions.clone(),
+                engine::WorkerConfig {
+                    concurrency: settings.worker_concurrency / loops
+                        + usize::from(n < settings.worker_concurrency % loops),
+                    grace_period: settings.shutdown_grace,
+                    lease_duration: settings.worker_lease,
+                    ..engine::WorkerConfig::default()
+                },
+            )?;
+            let stop = shutdown.clone();
+            tasks.push((
+                "a worker",
+                tokio::spawn(async move { Ok(worker.run(stop).await?) }),
+            ));
+        }
         let scheduler = engine::Scheduler::new(
             wiring.pool.clone(),
             engine::SchedulerConfig {

@@ -856,10 +856,8 @@ async fn run_action(
         let outcome = match with_heartbeat(
             shared,
             cur,
-            tokio::time::timeout(
-                action.timeout,
-                AssertUnwindSafe(handler.reconcile(&ctx)).catch_unwind(),
-            ),
+            action.timeout,
+            AssertUnwindSafe(handler.reconcile(&ctx)).catch_unwind(),
         )
         .await
         {
@@ -936,10 +934,15 @@ async fn run_action(
         cur.open_attempt = Some(id);
         let mut t = cur.transition(RunStatus::Running);
         t.open_attempt_id = Some(id);
-        // The attempt gets a whole lease (a reconcile may have used much of the claim's), and
-        // the heartbeat extends it while the handler runs.
-        t.lease = LeaseChange::Renew(millis(shared.config.lease_duration));
-        cur.lease_until = Instant::now() + shared.config.lease_duration;
+        // The attempt starts with at least half a lease (a reconcile may have used much of the
+        // claim's), and the heartbeat extends it while the handler runs. Renewing only then keeps
+        // the usual start record from touching the indexed lease column (a heap-only update).
+        if cur.lease_until.saturating_duration_since(Instant::now())
+            < shared.config.lease_duration / 2
+        {
+            t.lease = LeaseChange::Renew(millis(shared.config.lease_duration));
+            cur.lease_until = Instant::now() + shared.config.lease_duration;
+        }
         rec.batch.starts.push(AttemptStart {
             id,
             run_id: cur.run_id,
@@ -971,10 +974,8 @@ async fn run_action(
     let (outcome, label) = match with_heartbeat(
         shared,
         cur,
-        tokio::time::timeout(
-            action.timeout,
-            AssertUnwindSafe(handler.execute(&ctx)).catch_unwind(),
-        ),
+        action.timeout,
+        AssertUnwindSafe(handler.execute(&ctx)).catch_unwind(),
     )
     .await
     {
@@ -1240,52 +1241,55 @@ async fn record_success(
     }
 }
 
-/// Runs a handler's future while a heartbeat extends the run's lease every third of a lease, so
-/// that a handler slower than the lease is not rescued (and its effect repeated) while it still
-/// runs. The heartbeat is fenced by the lease token and the open attempt: a worker that lost the
-/// run stops extending it, and a worker that dies stops beating, so its run is rescued.
+/// A handler did not answer within its step's timeout.
+struct TimedOut;
+
+/// Runs a handler's future under its step's timeout (`limit`) while a heartbeat extends the run's
+/// lease every third of a lease, so that a handler slower than the lease is not rescued (and its
+/// effect repeated) while it still runs. One timer serves both: the future is polled under a
+/// timeout of the next beat or the limit, whichever comes first, and each beat is sent on a task
+/// of its own so the handler is never held up by it. The heartbeat is fenced by the lease token
+/// and the open attempt: a worker that lost the run cannot extend it, and a worker that dies
+/// stops beating, so its run is rescued.
 async fn with_heartbeat<F: std::future::Future>(
     shared: &Shared,
     cur: &Cursor,
+    limit: Duration,
     work: F,
-) -> F::Output {
+) -> Result<F::Output, TimedOut> {
     let every = shared.config.lease_duration / 3;
-    let lease_ms = millis(shared.config.lease_duration);
-    let (run_id, token, attempt) = (cur.run_id, cur.token, cur.open_attempt);
-    let pool = shared.pool.clone();
-    let beat = async move {
-        let mut beats = 0u32;
-        loop {
-            tokio::time::sleep(every).await;
+    let deadline = tokio::time::Instant::now() + limit;
+    tokio::pin!(work);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(TimedOut);
+        }
+        if let Ok(output) = tokio::time::timeout(left.min(every), &mut work).await {
+            return Ok(output);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(TimedOut);
+        }
+        let (pool, run_id, token, attempt) =
+            (shared.pool.clone(), cur.run_id, cur.token, cur.open_attempt);
+        let lease_ms = millis(shared.config.lease_duration);
+        tokio::spawn(async move {
             let extended = async {
                 let mut conn = pool.acquire().await?;
                 store::runs::heartbeat(&mut conn, run_id, token, attempt, lease_ms).await
             }
             .await;
             match extended {
-                Ok(true) => beats += 1,
+                Ok(true) => tracing::trace!(run_id = %run_id, "heartbeat: lease extended"),
                 Ok(false) => {
-                    tracing::warn!(run_id = %run_id, "the heartbeat found the lease lost; it stops");
-                    return beats;
+                    tracing::warn!(run_id = %run_id, "heartbeat: the lease is no longer this worker's");
                 }
                 Err(error) => {
                     tracing::warn!(run_id = %run_id, error = %error, "a heartbeat failed; the next one tries again");
                 }
             }
-        }
-    };
-    tokio::pin!(work);
-    tokio::pin!(beat);
-    let mut beating = true;
-    loop {
-        tokio::select! {
-            biased;
-            output = &mut work => return output,
-            beats = &mut beat, if beating => {
-                beating = false;
-                tracing::debug!(run_id = %run_id, beats, "heartbeat stopped");
-            }
-        }
+        });
     }
 }
 
@@ -1465,10 +1469,8 @@ async fn wait_inner(
             let outcome = match with_heartbeat(
                 shared,
                 cur,
-                tokio::time::timeout(
-                    poll.timeout,
-                    AssertUnwindSafe(handler.poll(&ctx)).catch_unwind(),
-                ),
+                poll.timeout,
+                AssertUnwindSafe(handler.poll(&ctx)).catch_unwind(),
             )
             .await
             {

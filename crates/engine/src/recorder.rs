@@ -251,15 +251,20 @@ async fn flush_together(shared: &FlushShared, requests: Vec<Request>) {
     }
     match outcome {
         Ok(written) => {
-            let (batch, written) = (&batch, &written);
-            join_all(requests.into_iter().map(|request| async move {
-                let result = match written.iter().find(|r| r.id == request.run_id) {
-                    Some(recorded) => RecordResult::Written(recorded.clone()),
-                    None => missing(shared, batch, request.run_id).await,
-                };
+            let mut missing_ones = Vec::new();
+            for request in requests {
+                match written.iter().find(|r| r.id == request.run_id) {
+                    Some(recorded) => {
+                        let _ = request.reply.send(RecordResult::Written(recorded.clone()));
+                    }
+                    None => missing_ones.push(request),
+                }
+            }
+            // Rare (a lease lost, or a replay of a record that had committed): asked one by one.
+            for request in missing_ones {
+                let result = missing(shared, &batch, request.run_id).await;
                 let _ = request.reply.send(result);
-            }))
-            .await;
+            }
         }
         Err(error) => {
             tracing::warn!(error = %error, records = requests.len(), "a batched record failed; recording each alone");

@@ -102,9 +102,6 @@ pub(crate) struct Shared {
     wake: Arc<Notify>,
     in_flight: AtomicUsize,
     slot_waker: AtomicWaker,
-    /// The tasks driving claimed runs, so that the ones still running when the grace period ends
-    /// can be stopped (their runs are left to lease expiry, as a dead worker's are).
-    drives: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Shared {
@@ -231,7 +228,6 @@ impl Worker {
                 stop: RwLock::new(None),
                 timers: AtomicBool::new(false),
                 wake: Arc::new(Notify::new()),
-                drives: std::sync::Mutex::new(Vec::new()),
                 in_flight: AtomicUsize::new(0),
                 slot_waker: AtomicWaker::new(),
             }),
@@ -340,9 +336,6 @@ impl Worker {
                 Ok(())
             }
         };
-        for drive in shared.drives.lock().expect("drives lock").drain(..) {
-            drive.abort();
-        }
         shared.timers.store(false, Ordering::Relaxed);
         *shared.stop.write().expect("stop token lock") = None;
         recorder.close().await;
@@ -624,22 +617,10 @@ impl tower::Service<Task<ClaimedRun>> for StepService {
     fn call(&mut self, task: Task<ClaimedRun>) -> Self::Future {
         let shared = self.shared.clone();
         let recorder = self.recorder.clone();
-        // Each run is driven on a task of its own, so that one process's runs spread over every
-        // core of the runtime rather than sharing the worker's task.
-        let driving = tokio::spawn(async move {
+        Box::pin(async move {
             let _slot = SlotGuard(shared.clone());
             let ClaimedRun { run, claimed_at } = task.args;
-            drive(&shared, &recorder, run, claimed_at, true).await
-        });
-        {
-            let mut drives = self.shared.drives.lock().expect("drives lock");
-            drives.retain(|d| !d.is_finished());
-            drives.push(driving.abort_handle());
-        }
-        Box::pin(async move {
-            let report = driving
-                .await
-                .map_err(|e| EngineError::Worker(format!("driving a run failed: {e}")))?;
+            let report = drive(&shared, &recorder, run, claimed_at, true).await;
             Ok(report.records)
         })
     }

@@ -543,7 +543,6 @@ pub async fn record(
                         $34::text[], $35::int8[])
                 AS s(id, run_id, step_index, step_name, generation, attempt, worker_id, lease_token)
             JOIN upd ON upd.id = s.run_id AND NOT upd.stopped_on_request
-            ON CONFLICT (id) DO NOTHING
         ),
         hi AS (
             INSERT INTO vendorflow.run_history (run_id, kind, step_name, attempt, actor_kind, actor_id, reason, data)
