@@ -278,6 +278,22 @@ action = "slow"
 timeout = "60s"
 "#;
 
+/// A `slow` run held by a worker with a 1.2 s lease, its handler waiting at `gate`: the run's id
+/// and the task driving it.
+async fn slow_run_in_flight(
+    pool: &PgPool,
+    gate: &Gate,
+) -> (
+    engine::RunId,
+    tokio::task::JoinHandle<engine::ExecutionOutcome>,
+) {
+    let (worker, definitions) = slow_worker(pool, gate);
+    let id = enqueue(pool, &definitions, "slow", json!({})).await;
+    let task = tokio::spawn(async move { worker.run_once().await.unwrap() });
+    gate.entered.notified().await;
+    (id, task)
+}
+
 fn slow_worker(pool: &PgPool, gate: &Gate) -> (Worker, Arc<engine::Definitions>) {
     let ledger = Arc::new(Ledger::default());
     let mut registry = registry(&ledger);
@@ -329,11 +345,7 @@ async fn past(pool: &PgPool, at: chrono::DateTime<chrono::Utc>) -> bool {
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_handler_slower_than_the_lease_keeps_it_by_heartbeat_and_is_not_rescued(pool: PgPool) {
     let gate = Gate::default();
-    let (worker, definitions) = slow_worker(&pool, &gate);
-    let id = enqueue(&pool, &definitions, "slow", json!({})).await;
-    let held = worker.clone();
-    let task = tokio::spawn(async move { held.run_once().await.unwrap() });
-    gate.entered.notified().await;
+    let (id, task) = slow_run_in_flight(&pool, &gate).await;
     let first_lease = run(&pool, id).await.lease_expires_at.unwrap();
 
     // Bounded poll: the lease the attempt started with has run out, and the run still holds one.
@@ -356,11 +368,7 @@ async fn a_handler_slower_than_the_lease_keeps_it_by_heartbeat_and_is_not_rescue
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_worker_that_stops_heartbeating_has_its_run_rescued(pool: PgPool) {
     let gate = Gate::default();
-    let (worker, definitions) = slow_worker(&pool, &gate);
-    let id = enqueue(&pool, &definitions, "slow", json!({})).await;
-    let held = worker.clone();
-    let task = tokio::spawn(async move { held.run_once().await.unwrap() });
-    gate.entered.notified().await;
+    let (id, task) = slow_run_in_flight(&pool, &gate).await;
     // The worker dies mid-step: its handler and its heartbeat stop with it.
     task.abort();
     let _ = task.await;
