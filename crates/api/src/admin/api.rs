@@ -119,6 +119,9 @@ pub(crate) struct AdminRun {
     current_step: String,
     attempt: i32,
     pause_requested: bool,
+    /// A cancel is requested: it applies once the step in flight (or the reconcile of an
+    /// unknown outcome) is recorded.
+    cancel_requested: bool,
     next_run_at: Option<DateTime<Utc>>,
     last_error: Option<Value>,
     created_at: DateTime<Utc>,
@@ -139,6 +142,7 @@ impl From<RunRow> for AdminRun {
             current_step: run.step_name,
             attempt: run.attempt,
             pause_requested: run.pause_requested,
+            cancel_requested: run.cancel_requested,
             next_run_at: run.next_run_at,
             last_error: run.last_error,
             created_at: run.created_at,
