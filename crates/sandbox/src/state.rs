@@ -393,6 +393,28 @@ pub(crate) struct Books {
     next_document_id: i64,
 }
 
+impl Books {
+    /// A provider that has done nothing yet.
+    fn empty() -> Books {
+        Books {
+            companies: BTreeMap::new(),
+            terminals: BTreeMap::new(),
+            customers: BTreeMap::new(),
+            payments: BTreeMap::new(),
+            documents: BTreeMap::new(),
+            document_numbers: BTreeMap::new(),
+            used_tokens: BTreeSet::new(),
+            stored_charges: BTreeMap::new(),
+            calls: Vec::new(),
+            // Raised to `first_company_id` by `World::restore`.
+            next_company_id: 0,
+            next_customer_id: 7_000_001,
+            next_payment_id: 50_000_001,
+            next_document_id: 90_000_001,
+        }
+    }
+}
+
 /// Maps whose keys are not strings, saved as a JSON list of `[key, value]` pairs.
 mod as_pairs {
     use std::collections::BTreeMap;
@@ -443,22 +465,7 @@ const FIRST_DOCUMENT_NUMBER: i64 = 10_001;
 
 impl World {
     pub(crate) fn new(config: SandboxConfig) -> World {
-        let books = Books {
-            companies: BTreeMap::new(),
-            terminals: BTreeMap::new(),
-            customers: BTreeMap::new(),
-            payments: BTreeMap::new(),
-            documents: BTreeMap::new(),
-            document_numbers: BTreeMap::new(),
-            used_tokens: BTreeSet::new(),
-            stored_charges: BTreeMap::new(),
-            calls: Vec::new(),
-            next_company_id: 0,
-            next_customer_id: 7_000_001,
-            next_payment_id: 50_000_001,
-            next_document_id: 90_000_001,
-        };
-        World::restore(config, books, 0)
+        World::restore(config, Books::empty(), 0)
     }
 
     /// A world on books saved by an earlier sandbox, started for the `starts`-th time. The
@@ -525,9 +532,10 @@ impl World {
     }
 
     /// Back to the state at start: the marketplace alone, the configured faults and clock.
+    /// Keys minted after a reset still differ from those of the sandbox's earlier starts.
     pub(crate) fn reset(&mut self) {
         let changes = self.changes + 1;
-        *self = World::new(self.config.clone());
+        *self = World::restore(self.config.clone(), Books::empty(), self.starts);
         self.changes = changes;
     }
 
