@@ -46,8 +46,12 @@ db/start: ## Start the local PostgreSQL cluster under .data/pg
 db/stop: ## Stop the local PostgreSQL cluster
 	@$(PG) stop
 
-db/reset: ## Stop the local cluster and delete its data
+# The sandbox's state (.data/sandbox, kept by `make run`) goes with the database whose vendors hold
+# its organizations' keys. (`scripts/pg.sh reset` alone leaves it; the next `make run` then finds
+# it belongs to another database and sets it aside.)
+db/reset: ## Stop the local cluster and delete its data and the sandbox's state (.data/sandbox)
 	@$(PG) reset
+	@rm -rf .data/sandbox && echo "sandbox: state removed"
 
 db/url: ## Print the local cluster's DATABASE_URL
 	@$(PG) url

@@ -65,6 +65,10 @@ enum Commands {
         /// Seed of the fault injector's random choices.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Keep the state (organizations, keys, terminals, payments, ...) in this JSON file across
+        /// restarts; without it the sandbox starts empty each time.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
     /// Manage marketplaces.
     #[command(subcommand)]
@@ -266,6 +270,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             listen,
             terminal_approval,
             seed,
+            state,
         } => {
             let terminal_approval = match terminal_approval.as_str() {
                 "manual" => sandbox::TerminalApproval::Manual,
@@ -278,12 +283,16 @@ async fn main() -> anyhow::Result<ExitCode> {
             let config = sandbox::SandboxConfig {
                 terminal_approval,
                 seed,
+                state_file: state.map(sandbox::StateFile::new),
                 ..sandbox::SandboxConfig::default()
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("--listen: cannot bind {listen}"))?;
             println!("SUMIT sandbox listening on http://{listen}");
+            if let Some(file) = &config.state_file {
+                println!("  state kept in {}", file.path.display());
+            }
             println!(
                 "  marketplace credentials: CompanyID {} APIKey {}",
                 config.marketplace_company_id, config.marketplace_api_key
@@ -502,6 +511,10 @@ async fn run_parts(settings: Settings, parts: Parts) -> anyhow::Result<()> {
     .await
 }
 
+/// Where `vendorflow dev` keeps the sandbox's state (relative to the working directory, like the
+/// rest of `.data/`); `make db/reset` deletes the folder with the database.
+const DEV_SANDBOX_STATE: &str = ".data/sandbox/state.json";
+
 /// The development master key under `.data/`, created on first use.
 fn dev_master_key() -> anyhow::Result<secrecy::SecretString> {
     let path = PathBuf::from(".data/dev-master-key");
@@ -530,11 +543,23 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
     let pool = connect_waiting(&settings).await?;
     store::migrate(&pool).await.context("migrating")?;
 
+    let mut conn = pool.acquire().await?;
+    let marketplace =
+        match store::marketplaces::find_by_name(&mut conn, "Development marketplace").await? {
+            Some(existing) => existing,
+            None => store::marketplaces::insert(&mut conn, "Development marketplace").await?,
+        };
+
     // The sandbox as the provider, unless a provider is configured.
-    let _sandbox = if settings.provider_url.is_none() {
-        // The sandbox forgets its organizations when it stops, but the database remembers them:
-        // each start takes fresh organization ids and keys, so a second `make run` never hands
-        // out an id an earlier vendor already holds.
+    let dev_sandbox = if settings.provider_url.is_none() {
+        // The database remembers its vendors' organizations and keys, so the sandbox must too:
+        // it keeps its state in .data/sandbox/state.json, marked as this database's (by its
+        // development marketplace), and loads it at each start. A file written next to another
+        // database is set aside and the sandbox starts empty; `make db/reset` deletes both.
+        // New organization ids continue after the saved ones, and never start below a floor
+        // that moves with the clock, so they cannot collide with organizations the database
+        // remembers but the file does not (a file deleted or set aside); each start also mints
+        // its keys from a fresh seed.
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -542,8 +567,16 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
             seed: started.as_nanos() as u64,
             first_company_id: 100_001 + (started.as_secs() as i64 % 10_000_000) * 100,
             // The `terminal_approved` signal stands for the acquirer's approval in development,
-            // so the sandbox approves at once and a charge right after the signal goes through.
+            // so the sandbox approves at once (a terminal left pending in the file too) and a
+            // charge right after the signal goes through.
             terminal_approval: sandbox::TerminalApproval::Immediate,
+            state_file: Some(sandbox::StateFile {
+                path: PathBuf::from(DEV_SANDBOX_STATE),
+                owner: Some(format!(
+                    "vendorflow development marketplace {}",
+                    marketplace.id
+                )),
+            }),
             ..sandbox::SandboxConfig::default()
         };
         settings.provider_company_id = Some(config.marketplace_company_id);
@@ -560,12 +593,6 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
         None
     };
 
-    let mut conn = pool.acquire().await?;
-    let marketplace =
-        match store::marketplaces::find_by_name(&mut conn, "Development marketplace").await? {
-            Some(existing) => existing,
-            None => store::marketplaces::insert(&mut conn, "Development marketplace").await?,
-        };
     let backend = store::tokens::create(
         &mut conn,
         marketplace.id,
@@ -597,6 +624,13 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
         "  provider:       SUMIT sandbox at {}",
         settings.provider_url.as_deref().unwrap_or("?")
     );
+    if let Some(handle) = &dev_sandbox {
+        // The marketplace's own organization is not a vendor's.
+        let organizations = handle.ledger().companies.len().saturating_sub(1);
+        println!(
+            "  sandbox state:  {DEV_SANDBOX_STATE} ({organizations} vendor organizations from earlier runs)"
+        );
+    }
     println!("  marketplace:    {}", marketplace.id);
     println!("  backend token:  {}", backend.token.expose_secret());
     println!("  operator token: {}", operator.token.expose_secret());

@@ -137,7 +137,7 @@ pub fn corporate_number(n: usize) -> String {
 }
 
 /// Workflow definitions as shipped, with backoffs shortened so tests finish in seconds.
-fn fast_workflows() -> TempDir {
+pub fn fast_workflows() -> TempDir {
     let dir = TempDir::new();
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows")).unwrap() {
         let path = entry.unwrap().path();
@@ -169,7 +169,7 @@ fn shorten(text: &str, key: &str, value: &str) -> String {
     out
 }
 
-async fn free_port() -> u16 {
+pub async fn free_port() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap().port()
 }
@@ -309,6 +309,40 @@ impl Harness {
         }
     }
 
+    /// The system's API, as the marketplace's backend calls it.
+    pub fn api(&self) -> Api<'_> {
+        Api {
+            http: &self.http,
+            base: &self.base,
+            token: &self.token,
+        }
+    }
+
+    /// GETs `path` with the backend token and returns the JSON body.
+    pub async fn get(&self, path: &str) -> Value {
+        self.api().get(path).await
+    }
+
+    /// POSTs `body` to `path` with the backend token; returns the status and the JSON body.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        self.api().post(path, key, body).await
+    }
+
+    /// See [`Api::onboard_to_ready`].
+    pub async fn onboard_to_ready(&self, key: &str, vendor: Value) -> Onboarded {
+        self.api().onboard_to_ready(key, vendor).await
+    }
+}
+
+/// A running vendorflow API and a backend token: the calls the marketplace makes.
+pub struct Api<'a> {
+    pub http: &'a reqwest::Client,
+    /// `http://127.0.0.1:PORT`.
+    pub base: &'a str,
+    pub token: &'a SecretString,
+}
+
+impl Api<'_> {
     /// GETs `path` with the backend token and returns the JSON body.
     pub async fn get(&self, path: &str) -> Value {
         self.http

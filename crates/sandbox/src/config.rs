@@ -1,7 +1,8 @@
-//! How a sandbox starts: the marketplace's credentials, terminal approval, seed, faults, and the
-//! switches for behaviour the reference marks as unverified.
+//! How a sandbox starts: the marketplace's credentials, terminal approval, seed, faults, the
+//! switches for behaviour the reference marks as unverified, and where it keeps its state.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -54,6 +55,32 @@ pub struct SandboxConfig {
     /// restarted next to a database that remembers earlier organizations needs a fresh range,
     /// or it would hand out ids those rows already hold.
     pub first_company_id: i64,
+    /// Where the sandbox keeps its state across restarts; `None` (the default) keeps it in
+    /// memory only, so every test starts empty.
+    pub state_file: Option<StateFile>,
+}
+
+/// A JSON file holding the sandbox's state (organizations with their keys, terminals,
+/// customers, payments, documents, id counters and the call ledger): loaded at start, saved
+/// atomically (a temporary file renamed over it, mode 0600) after every change and at a clean
+/// stop. See docs/sandbox.md, "State across restarts".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateFile {
+    pub path: PathBuf,
+    /// What the state belongs to, e.g. the database whose vendors hold the organizations. A file
+    /// written for another owner is not loaded: it is renamed aside and the sandbox starts
+    /// empty. `None` loads any file.
+    pub owner: Option<String>,
+}
+
+impl StateFile {
+    /// A state file at `path` for any owner.
+    pub fn new(path: impl Into<PathBuf>) -> StateFile {
+        StateFile {
+            path: path.into(),
+            owner: None,
+        }
+    }
 }
 
 impl Default for SandboxConfig {
@@ -69,6 +96,7 @@ impl Default for SandboxConfig {
             list_page_size: 100,
             clock: None,
             first_company_id: 100_001,
+            state_file: None,
         }
     }
 }
@@ -90,6 +118,8 @@ impl fmt::Debug for SandboxConfig {
             )
             .field("list_page_size", &self.list_page_size)
             .field("clock", &self.clock)
+            .field("first_company_id", &self.first_company_id)
+            .field("state_file", &self.state_file)
             .finish()
     }
 }

@@ -9,13 +9,16 @@
 //!
 //! It must not depend on the engine, the store or the client crate: it simulates the provider,
 //! not our use of it, and an independent implementation of the wire format is what catches the
-//! client's mistakes. Its state lives in memory behind a mutex that is never held across an await.
+//! client's mistakes. Its state lives in memory behind a mutex that is never held across an await;
+//! with a [`StateFile`] (what `vendorflow dev` uses) it is also saved to a JSON file after every
+//! change and loaded back at the next start, so organizations and their keys survive a restart.
 
 mod clock;
 mod config;
 mod faults;
 mod i18n;
 mod ledger;
+mod persist;
 mod server;
 mod state;
 mod wire;
@@ -30,13 +33,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    DEV_MARKETPLACE_API_KEY, DEV_MARKETPLACE_COMPANY_ID, SandboxConfig, TerminalApproval,
+    DEV_MARKETPLACE_API_KEY, DEV_MARKETPLACE_COMPANY_ID, SandboxConfig, StateFile, TerminalApproval,
 };
 pub use faults::{Fault, FaultPlan, FaultPlanError, FaultRule};
 pub use ledger::{
     CallRecord, Ledger, LedgerCompany, LedgerCustomer, LedgerDocument, LedgerPayment,
     LedgerTerminal, TerminalState,
 };
+pub use persist::StateFileError;
 pub use state::{CompanyKeys, ControlError};
 
 use server::Shared;
@@ -58,17 +62,19 @@ pub const SUMIT_PATHS: [&str; 9] = [
 /// The sandbox-only lookup of an organization by corporate number (docs/sandbox.md).
 pub const FIND_COMPANY_PATH: &str = state::FIND_COMPANY_PATH;
 
-/// Starts a sandbox on 127.0.0.1 at a free port, on the current tokio runtime.
+/// Starts a sandbox on 127.0.0.1 at a free port, on the current tokio runtime, with the state
+/// of its [`StateFile`] if it has one (an unreadable file is an `InvalidData` error).
 ///
-/// The server stops when the handle is dropped or [`SandboxHandle::shutdown`] is awaited.
+/// The server stops when the handle is dropped or [`SandboxHandle::shutdown`] is awaited; the
+/// state file is then written a last time.
 pub async fn spawn(config: SandboxConfig) -> io::Result<SandboxHandle> {
     config
         .faults
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let shared = Arc::new(open(config)?);
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared::new(normalized(config)));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::run(listener, Arc::clone(&shared), async move {
         let _ = rx.await;
@@ -83,6 +89,7 @@ pub async fn spawn(config: SandboxConfig) -> io::Result<SandboxHandle> {
 }
 
 /// Serves a sandbox on `listener` until `shutdown` completes; for `vendorflow sandbox --listen`.
+/// With a [`StateFile`], the state is loaded first and written a last time at the end.
 pub async fn serve(
     listener: TcpListener,
     config: SandboxConfig,
@@ -92,17 +99,24 @@ pub async fn serve(
         .faults
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    server::run(
-        listener,
-        Arc::new(Shared::new(normalized(config))),
-        shutdown,
-    )
-    .await
+    let shared = Arc::new(open(config)?);
+    let served = server::run(listener, Arc::clone(&shared), shutdown).await;
+    shared.save(true).map_err(io::Error::other)?;
+    served
 }
 
-fn normalized(mut config: SandboxConfig) -> SandboxConfig {
+/// The shared world of a new sandbox, with its faults normalized and its state file loaded.
+fn open(mut config: SandboxConfig) -> io::Result<Shared> {
     config.faults = server::normalize(config.faults);
-    config
+    Shared::open(config).map_err(|e| {
+        let kind = match &e {
+            StateFileError::Read { source, .. } | StateFileError::Write { source, .. } => {
+                source.kind()
+            }
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
+    })
 }
 
 /// A running in-process sandbox, with the control operations tests need.
@@ -150,14 +164,19 @@ impl SandboxHandle {
 
     /// Approves the organization's terminal request, as Upay eventually does by hand.
     pub fn approve_terminal(&self, company_id: i64) -> Result<(), ControlError> {
-        self.shared.lock().decide_terminal(company_id, true, None)
+        let decided = self.shared.lock().decide_terminal(company_id, true, None);
+        self.shared.save_or_log(false);
+        decided
     }
 
     /// Rejects the organization's terminal request.
     pub fn reject_terminal(&self, company_id: i64, reason: &str) -> Result<(), ControlError> {
-        self.shared
-            .lock()
-            .decide_terminal(company_id, false, Some(reason.to_string()))
+        let decided =
+            self.shared
+                .lock()
+                .decide_terminal(company_id, false, Some(reason.to_string()));
+        self.shared.save_or_log(false);
+        decided
     }
 
     /// Freezes the provider's clock (Israel local time), or lets it follow the system clock
@@ -176,9 +195,16 @@ impl SandboxHandle {
         self.shared.lock().company_keys(company_id)
     }
 
-    /// Forgets everything but the marketplace, and restores the configured faults and clock.
+    /// Forgets everything but the marketplace, and restores the configured faults and clock
+    /// (the state file, if any, is emptied too).
     pub fn reset(&self) {
         self.shared.lock().reset();
+        self.shared.save_or_log(false);
+    }
+
+    /// The state file, when the sandbox keeps its state in one.
+    pub fn state_file(&self) -> Option<&std::path::Path> {
+        self.shared.state_path()
     }
 
     pub fn marketplace_company_id(&self) -> i64 {
@@ -190,7 +216,8 @@ impl SandboxHandle {
         self.shared.lock().config().marketplace_api_key.clone()
     }
 
-    /// Stops accepting connections and waits for the open ones to finish.
+    /// Stops accepting connections and waits for the open ones to finish; the state file, if
+    /// any, is then written a last time.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -209,5 +236,7 @@ impl Drop for SandboxHandle {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+        // Changes are saved as they happen; this adds the calls made since the last change.
+        self.shared.save_or_log(true);
     }
 }

@@ -32,26 +32,94 @@ use crate::config::SandboxConfig;
 use crate::faults::{Fault, FaultPlan};
 use crate::i18n::Lang;
 use crate::ledger::CallRecord;
+use crate::persist::{self, Loaded, StateFileError, Store};
 use crate::state::{Endpoint, Handled, World};
 use crate::wire::parse_datetime;
 
 /// State shared by all connections: the world behind a mutex that is never held across an
-/// await.
+/// await, and where it is saved, if anywhere.
 pub(crate) struct Shared {
     world: Mutex<World>,
+    store: Option<Store>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: SandboxConfig) -> Shared {
-        Shared {
-            world: Mutex::new(World::new(config)),
-        }
+    /// The world of a new sandbox: empty, or loaded from its state file (which is then written
+    /// once, so a file that cannot be written fails the start rather than the first request).
+    pub(crate) fn open(config: SandboxConfig) -> Result<Shared, StateFileError> {
+        let Some(file) = config.state_file.clone() else {
+            return Ok(Shared {
+                world: Mutex::new(World::new(config)),
+                store: None,
+            });
+        };
+        let world = match persist::load(&file)? {
+            Loaded::Fresh => World::new(config),
+            Loaded::SetAside(aside) => {
+                tracing::warn!(
+                    state_file = %file.path.display(),
+                    set_aside = %aside.display(),
+                    "the sandbox state file belongs to another owner (another database); \
+                     it was set aside and the sandbox starts empty"
+                );
+                World::new(config)
+            }
+            Loaded::Restored { books, starts } => World::restore(config, *books, starts),
+        };
+        let shared = Shared {
+            world: Mutex::new(world),
+            store: Some(Store::new(file)),
+        };
+        shared.save(true)?;
+        Ok(shared)
     }
 
     /// Locks the world. A panic while the lock was held cannot leave it half-updated in a way
     /// that matters to a simulator, so a poisoned lock is simply taken over.
     pub(crate) fn lock(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the state file, if there is one, when the books changed (always with `force`).
+    /// Blocking: async code calls [`save_changes`].
+    pub(crate) fn save(&self, force: bool) -> Result<(), StateFileError> {
+        match &self.store {
+            Some(store) => store.save(force, &self.world),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Shared::save`] for callers that cannot report an error (a drop, a control call): the
+    /// error is logged.
+    pub(crate) fn save_or_log(&self, force: bool) {
+        if let Err(e) = self.save(force) {
+            tracing::error!(error = %e, "the sandbox could not save its state");
+        }
+    }
+
+    fn unsaved(&self) -> bool {
+        self.store
+            .as_ref()
+            .is_some_and(|store| store.unsaved(&self.lock()))
+    }
+
+    /// The state file, if the state is kept in one.
+    pub(crate) fn state_path(&self) -> Option<&std::path::Path> {
+        self.store.as_ref().map(Store::path)
+    }
+}
+
+/// Saves the books' changes before an answer goes out, on a blocking thread; a failure is
+/// logged (the answer reflects what the sandbox did either way).
+pub(crate) async fn save_changes(shared: &Arc<Shared>) {
+    if !shared.unsaved() {
+        return;
+    }
+    let saving = Arc::clone(shared);
+    match tokio::task::spawn_blocking(move || saving.save(false)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the sandbox could not save its state"),
+        Err(e) => tracing::error!(error = %e, "the sandbox's save task failed"),
     }
 }
 
@@ -300,7 +368,9 @@ async fn sumit(
 
     match decision.action {
         None | Some(Fault::Latency { .. }) | Some(Fault::LongTail { .. }) => {
-            envelope(&process(true))
+            let handled = process(true);
+            save_changes(&shared).await;
+            envelope(&handled)
         }
         Some(Fault::HttpError { status }) => {
             record(&shared, endpoint, None, labels, false, started);
@@ -321,6 +391,7 @@ async fn sumit(
         }
         Some(Fault::CommitThenDrop) => {
             process(false);
+            save_changes(&shared).await;
             conn.reset();
             StatusCode::OK.into_response()
         }
@@ -331,6 +402,7 @@ async fn sumit(
             if handled.is_none() {
                 record(&shared, endpoint, None, labels.clone(), false, started);
             }
+            save_changes(&shared).await;
             tokio::time::sleep(Duration::from_millis(ms)).await;
             match handled {
                 Some(h) => envelope(&h),
@@ -342,6 +414,7 @@ async fn sumit(
         }
         Some(Fault::GarbledBody) => {
             process(false);
+            save_changes(&shared).await;
             html(
                 StatusCode::OK,
                 "<html><body><h1>Service temporarily unavailable</h1></body></html>",
@@ -484,8 +557,10 @@ pub(crate) fn normalize(plan: FaultPlan) -> FaultPlan {
 }
 
 async fn approve(State(shared): State<Arc<Shared>>, Path(company_id): Path<i64>) -> Response {
-    match shared.lock().decide_terminal(company_id, true, None) {
+    let decided = shared.lock().decide_terminal(company_id, true, None);
+    match decided {
         Ok(()) => {
+            save_changes(&shared).await;
             axum::Json(json!({ "company_id": company_id, "state": "approved" })).into_response()
         }
         Err(e) => control_error(StatusCode::NOT_FOUND, e),
@@ -510,11 +585,12 @@ async fn reject(
             Err(e) => return control_error(StatusCode::BAD_REQUEST, e),
         }
     };
-    match shared
+    let decided = shared
         .lock()
-        .decide_terminal(company_id, false, reason.reason)
-    {
+        .decide_terminal(company_id, false, reason.reason);
+    match decided {
         Ok(()) => {
+            save_changes(&shared).await;
             axum::Json(json!({ "company_id": company_id, "state": "rejected" })).into_response()
         }
         Err(e) => control_error(StatusCode::NOT_FOUND, e),
@@ -561,6 +637,7 @@ async fn put_clock(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {
     shared.lock().reset();
+    save_changes(&shared).await;
     axum::Json(json!({ "status": "reset" })).into_response()
 }
 

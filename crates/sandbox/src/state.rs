@@ -6,7 +6,7 @@
 //! whole request before it changes anything, so a refused request leaves no trace but its call
 //! record.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
@@ -17,6 +17,7 @@ use domain::phone::PhoneNumber;
 use domain::vat::{VatRate, vat_rate_on};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::clock::israel_local;
@@ -222,6 +223,7 @@ pub(crate) fn parse_magic_token(token: &str) -> Option<MagicToken> {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 struct CompanyRec {
     id: i64,
     created_by: Option<i64>,
@@ -240,7 +242,7 @@ struct CompanyRec {
     created_at: NaiveDateTime,
 }
 
-#[derive(PartialEq, Eq)]
+#[derive(PartialEq, Eq, Serialize, Deserialize)]
 struct BankDetails {
     bank: i64,
     branch: i64,
@@ -248,17 +250,22 @@ struct BankDetails {
     program: i64,
 }
 
+#[derive(Serialize, Deserialize)]
 struct TerminalRec {
     company_id: i64,
     state: TerminalState,
     details: BankDetails,
     requests: u32,
     requested_at: NaiveDateTime,
+    /// When the latest request arrived, for the approval delay; not saved: a restored terminal
+    /// takes it from `requested_at` (see [`World::restore`]).
+    #[serde(skip, default = "Instant::now")]
     requested_instant: Instant,
     decided_at: Option<NaiveDateTime>,
     rejection_reason: Option<String>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct CustomerRec {
     id: i64,
     company_id: i64,
@@ -269,6 +276,7 @@ struct CustomerRec {
     company_number: Option<String>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct PaymentRec {
     id: i64,
     company_id: i64,
@@ -292,6 +300,7 @@ struct PaymentRec {
     document_id: Option<i64>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct LineRec {
     name: Option<String>,
     sku: Option<String>,
@@ -301,6 +310,7 @@ struct LineRec {
     total: i64,
 }
 
+#[derive(Serialize, Deserialize)]
 struct DocumentRec {
     id: i64,
     company_id: i64,
@@ -357,24 +367,91 @@ pub(crate) struct Handled {
     pub(crate) committed: bool,
 }
 
-pub(crate) struct World {
-    config: SandboxConfig,
-    clock: Option<NaiveDateTime>,
-    rng: StdRng,
+/// Everything the simulated provider remembers: its organizations with their keys, terminals,
+/// customers, payments, documents, the id counters and the call ledger. This is what a state
+/// file holds (docs/sandbox.md, "State across restarts"); the configuration, the fault plan, the
+/// clock and the random generator are not in it: they come from the configuration at each start.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Books {
     companies: BTreeMap<i64, CompanyRec>,
     terminals: BTreeMap<i64, TerminalRec>,
     customers: BTreeMap<i64, CustomerRec>,
     payments: BTreeMap<i64, PaymentRec>,
     documents: BTreeMap<i64, DocumentRec>,
+    /// The next number by (organization, document type).
+    #[serde(with = "as_pairs")]
     document_numbers: BTreeMap<(i64, i64), i64>,
-    used_tokens: HashSet<String>,
-    stored_charges: HashMap<(i64, String), Reply>,
+    used_tokens: BTreeSet<String>,
+    /// Answers of charges by (organization, `UniqueIdentifier`), replayed when
+    /// `charge_unique_identifier` is on.
+    #[serde(with = "as_pairs")]
+    stored_charges: BTreeMap<(i64, String), Reply>,
     calls: Vec<CallRecord>,
-    pub(crate) faults: FaultEngine,
     next_company_id: i64,
     next_customer_id: i64,
     next_payment_id: i64,
     next_document_id: i64,
+}
+
+impl Books {
+    /// A provider that has done nothing yet.
+    fn empty() -> Books {
+        Books {
+            companies: BTreeMap::new(),
+            terminals: BTreeMap::new(),
+            customers: BTreeMap::new(),
+            payments: BTreeMap::new(),
+            documents: BTreeMap::new(),
+            document_numbers: BTreeMap::new(),
+            used_tokens: BTreeSet::new(),
+            stored_charges: BTreeMap::new(),
+            calls: Vec::new(),
+            // Raised to `first_company_id` by `World::restore`.
+            next_company_id: 0,
+            next_customer_id: 7_000_001,
+            next_payment_id: 50_000_001,
+            next_document_id: 90_000_001,
+        }
+    }
+}
+
+/// Maps whose keys are not strings, saved as a JSON list of `[key, value]` pairs.
+mod as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map)
+    }
+
+    pub(super) fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}
+
+pub(crate) struct World {
+    config: SandboxConfig,
+    clock: Option<NaiveDateTime>,
+    rng: StdRng,
+    books: Books,
+    /// How many times the books were loaded from a state file; mixed into the generator's seed
+    /// so that a restarted sandbox does not mint the keys it minted before.
+    starts: u64,
+    /// Counts changes to the books that must be saved before the answer goes out (everything
+    /// but the call ledger, which is saved along with them).
+    changes: u64,
+    pub(crate) faults: FaultEngine,
 }
 
 /// A zero rate, for exempt dealers, `NoVAT` customers and receipts.
@@ -388,52 +465,93 @@ const FIRST_DOCUMENT_NUMBER: i64 = 10_001;
 
 impl World {
     pub(crate) fn new(config: SandboxConfig) -> World {
+        World::restore(config, Books::empty(), 0)
+    }
+
+    /// A world on books saved by an earlier sandbox, started for the `starts`-th time. The
+    /// configuration decides what is not in the books (faults, clock, seed); the marketplace
+    /// organization takes the configured APIKey; and the next organization id is the larger of
+    /// the saved counter and `first_company_id`, so an id is never handed out twice.
+    pub(crate) fn restore(config: SandboxConfig, books: Books, starts: u64) -> World {
+        let seed = config
+            .seed
+            .wrapping_add(1)
+            .wrapping_add(starts.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut world = World {
             clock: config.clock,
-            rng: StdRng::seed_from_u64(config.seed.wrapping_add(1)),
-            companies: BTreeMap::new(),
-            terminals: BTreeMap::new(),
-            customers: BTreeMap::new(),
-            payments: BTreeMap::new(),
-            documents: BTreeMap::new(),
-            document_numbers: BTreeMap::new(),
-            used_tokens: HashSet::new(),
-            stored_charges: HashMap::new(),
-            calls: Vec::new(),
+            rng: StdRng::seed_from_u64(seed),
+            books,
+            starts,
+            changes: 0,
             faults: FaultEngine::new(config.seed, config.faults.clone()),
-            next_company_id: config
-                .first_company_id
-                .max(config.marketplace_company_id + 1),
-            next_customer_id: 7_000_001,
-            next_payment_id: 50_000_001,
-            next_document_id: 90_000_001,
             config,
         };
+        world.books.next_company_id = world
+            .books
+            .next_company_id
+            .max(world.config.first_company_id)
+            .max(world.config.marketplace_company_id + 1);
         let now = world.now();
-        let marketplace = CompanyRec {
-            id: world.config.marketplace_company_id,
-            created_by: None,
-            name: "Sandbox Marketplace".into(),
-            corporate_number: None,
-            company_type: 0,
-            email: Some("marketplace@sandbox.invalid".into()),
-            phone: None,
-            address: None,
-            country: Some("Israel".into()),
-            english_name: Some("Sandbox Marketplace".into()),
-            website: None,
-            applications: vec![APP_CREDIT_CARD, APP_ACCOUNTING],
-            api_key: world.config.marketplace_api_key.clone(),
-            api_public_key: world.mint_public_key(),
-            created_at: now,
-        };
-        world.companies.insert(marketplace.id, marketplace);
+        // A pending terminal's approval delay counts from its request, as far as the provider's
+        // clock can tell (a frozen clock makes it start again).
+        let since = |requested_at: NaiveDateTime| (now - requested_at).to_std().unwrap_or_default();
+        let started = Instant::now();
+        for t in world.books.terminals.values_mut() {
+            t.requested_instant = started
+                .checked_sub(since(t.requested_at))
+                .unwrap_or(started);
+        }
+        let key = world.config.marketplace_api_key.clone();
+        if let Some(marketplace) = world
+            .books
+            .companies
+            .get_mut(&world.config.marketplace_company_id)
+        {
+            marketplace.api_key = key;
+        } else {
+            let marketplace = CompanyRec {
+                id: world.config.marketplace_company_id,
+                created_by: None,
+                name: "Sandbox Marketplace".into(),
+                corporate_number: None,
+                company_type: 0,
+                email: Some("marketplace@sandbox.invalid".into()),
+                phone: None,
+                address: None,
+                country: Some("Israel".into()),
+                english_name: Some("Sandbox Marketplace".into()),
+                website: None,
+                applications: vec![APP_CREDIT_CARD, APP_ACCOUNTING],
+                api_key: key,
+                api_public_key: world.mint_public_key(),
+                created_at: now,
+            };
+            world.books.companies.insert(marketplace.id, marketplace);
+        }
         world
     }
 
     /// Back to the state at start: the marketplace alone, the configured faults and clock.
+    /// Keys minted after a reset still differ from those of the sandbox's earlier starts.
     pub(crate) fn reset(&mut self) {
-        *self = World::new(self.config.clone());
+        let changes = self.changes + 1;
+        *self = World::restore(self.config.clone(), Books::empty(), self.starts);
+        self.changes = changes;
+    }
+
+    /// What a state file holds.
+    pub(crate) fn books(&self) -> &Books {
+        &self.books
+    }
+
+    /// How many times the books were loaded before (0 for a sandbox that started empty).
+    pub(crate) fn starts(&self) -> u64 {
+        self.starts
+    }
+
+    /// A number that grows with every change to the books that must be saved.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
     }
 
     pub(crate) fn config(&self) -> &SandboxConfig {
@@ -456,8 +574,8 @@ impl World {
     }
 
     pub(crate) fn record_call(&mut self, mut record: CallRecord) {
-        record.seq = self.calls.len() as u64 + 1;
-        self.calls.push(record);
+        record.seq = self.books.calls.len() as u64 + 1;
+        self.books.calls.push(record);
     }
 
     // ---- control --------------------------------------------------------------------------
@@ -470,6 +588,7 @@ impl World {
     ) -> Result<(), ControlError> {
         let now = self.now();
         let t = self
+            .books
             .terminals
             .get_mut(&company_id)
             .ok_or(ControlError::NoSuchTerminal(company_id))?;
@@ -480,11 +599,13 @@ impl World {
         };
         t.decided_at = Some(now);
         t.rejection_reason = if approve { None } else { reason };
+        self.changes += 1;
         Ok(())
     }
 
     pub(crate) fn company_keys(&self, company_id: i64) -> Result<CompanyKeys, ControlError> {
         let c = self
+            .books
             .companies
             .get(&company_id)
             .ok_or(ControlError::NoSuchCompany(company_id))?;
@@ -497,15 +618,20 @@ impl World {
 
     /// Pending terminals whose approval delay has passed become approved. Evaluated lazily on
     /// every request and snapshot, so no background task is needed.
+    /// Under `Immediate`, a terminal still pending (one restored from a state file written
+    /// under another policy) is approved at once.
     fn refresh_terminals(&mut self) {
-        let TerminalApproval::AfterDelay(delay) = self.config.terminal_approval else {
-            return;
+        let delay = match self.config.terminal_approval {
+            TerminalApproval::Manual => return,
+            TerminalApproval::Immediate => std::time::Duration::ZERO,
+            TerminalApproval::AfterDelay(delay) => delay,
         };
         let now = self.now();
-        for t in self.terminals.values_mut() {
+        for t in self.books.terminals.values_mut() {
             if t.state == TerminalState::Pending && t.requested_instant.elapsed() >= delay {
                 t.state = TerminalState::Approved;
                 t.decided_at = Some(now);
+                self.changes += 1;
             }
         }
     }
@@ -514,6 +640,7 @@ impl World {
         self.refresh_terminals();
         Ledger {
             companies: self
+                .books
                 .companies
                 .values()
                 .map(|c| LedgerCompany {
@@ -534,6 +661,7 @@ impl World {
                 })
                 .collect(),
             terminals: self
+                .books
                 .terminals
                 .values()
                 .map(|t| LedgerTerminal {
@@ -550,6 +678,7 @@ impl World {
                 })
                 .collect(),
             customers: self
+                .books
                 .customers
                 .values()
                 .map(|c| LedgerCustomer {
@@ -562,6 +691,7 @@ impl World {
                 })
                 .collect(),
             payments: self
+                .books
                 .payments
                 .values()
                 .map(|p| LedgerPayment {
@@ -584,6 +714,7 @@ impl World {
                 })
                 .collect(),
             documents: self
+                .books
                 .documents
                 .values()
                 .map(|d| LedgerDocument {
@@ -605,7 +736,7 @@ impl World {
                     payments_agorot: d.payments_total,
                 })
                 .collect(),
-            calls: self.calls.clone(),
+            calls: self.books.calls.clone(),
         }
     }
 
@@ -652,8 +783,12 @@ impl World {
                 | Endpoint::PaymentsCharge
                 | Endpoint::DocumentsCreate
         );
+        let committed = mutating && reply.status == 0;
+        if committed {
+            self.changes += 1;
+        }
         Handled {
-            committed: mutating && reply.status == 0,
+            committed,
             reply,
             company_id: Some(caller),
         }
@@ -675,7 +810,7 @@ impl World {
                 Reply::business(lang, Msg::MissingCredentials)
             });
         };
-        match self.companies.get(&company_id) {
+        match self.books.companies.get(&company_id) {
             Some(c) if c.api_key == key => Ok(company_id),
             _ => Err(Reply::business(lang, Msg::InvalidCredentials)),
         }
@@ -683,6 +818,7 @@ impl World {
 
     fn require_application(&self, company_id: i64, app: i64, lang: Lang) -> Result<(), Reply> {
         let installed = self
+            .books
             .companies
             .get(&company_id)
             .is_some_and(|c| c.applications.contains(&app));
@@ -750,6 +886,7 @@ impl World {
         boolean(body, "HideFromCompaniesList").map_err(fe)?;
         // Reference §1.3 [T]: the corporate number is unique across SUMIT.
         if self
+            .books
             .companies
             .values()
             .any(|c| c.corporate_number.as_deref() == Some(corporate_number.as_str()))
@@ -757,8 +894,8 @@ impl World {
             return Err(Reply::business(lang, Msg::DuplicateCorporateNumber));
         }
 
-        let id = self.next_company_id;
-        self.next_company_id += 1;
+        let id = self.books.next_company_id;
+        self.books.next_company_id += 1;
         let api_key = self.mint_api_key();
         let api_public_key = self.mint_public_key();
         let user_password = user.map(|u| {
@@ -768,7 +905,7 @@ impl World {
                 .unwrap_or_else(|| self.mint_password())
         });
         let now = self.now();
-        self.companies.insert(
+        self.books.companies.insert(
             id,
             CompanyRec {
                 id,
@@ -798,7 +935,7 @@ impl World {
     }
 
     fn companies_getdetails(&self, caller: i64) -> Result<Reply, Reply> {
-        let c = &self.companies[&caller];
+        let c = &self.books.companies[&caller];
         Ok(Reply::ok(json!({
             "Company": {
                 "Name": c.name,
@@ -832,7 +969,7 @@ impl World {
         let wanted = CorporateNumber::parse(&raw)
             .map(|c| c.as_str().to_string())
             .unwrap_or(raw);
-        let found = self.companies.values().find(|c| {
+        let found = self.books.companies.values().find(|c| {
             c.created_by == Some(caller) && c.corporate_number.as_deref() == Some(wanted.as_str())
         });
         Ok(Reply::ok(json!({
@@ -888,7 +1025,7 @@ impl World {
         };
         let now = self.now();
         let immediate = self.config.terminal_approval == TerminalApproval::Immediate;
-        match self.terminals.get_mut(&caller) {
+        match self.books.terminals.get_mut(&caller) {
             Some(t) if t.state == TerminalState::Approved => {
                 return Err(Reply::business(lang, Msg::TerminalAlreadyActive));
             }
@@ -906,7 +1043,7 @@ impl World {
                 t.rejection_reason = None;
             }
             None => {
-                self.terminals.insert(
+                self.books.terminals.insert(
                     caller,
                     TerminalRec {
                         company_id: caller,
@@ -921,7 +1058,7 @@ impl World {
                 );
             }
         }
-        if immediate && let Some(t) = self.terminals.get_mut(&caller) {
+        if immediate && let Some(t) = self.books.terminals.get_mut(&caller) {
             t.state = TerminalState::Approved;
             t.decided_at = Some(now);
         }
@@ -942,11 +1079,11 @@ impl World {
         // answer before anything else is looked at, as the gateway's duplicate guard does.
         if self.config.charge_unique_identifier
             && let Some(uid) = &unique_identifier
-            && let Some(stored) = self.stored_charges.get(&(caller, uid.clone()))
+            && let Some(stored) = self.books.stored_charges.get(&(caller, uid.clone()))
         {
             return Ok(stored.clone());
         }
-        match self.terminals.get(&caller).map(|t| t.state) {
+        match self.books.terminals.get(&caller).map(|t| t.state) {
             None => return Err(Reply::business(lang, Msg::NoTerminal)),
             Some(TerminalState::Pending) => {
                 return Err(Reply::business(lang, Msg::TerminalPending));
@@ -989,7 +1126,7 @@ impl World {
             .ok_or_else(|| Reply::business(lang, Msg::MissingPaymentMethod))?;
         let magic =
             parse_magic_token(&token).ok_or_else(|| Reply::business(lang, Msg::InvalidToken))?;
-        if self.used_tokens.contains(&token) {
+        if self.books.used_tokens.contains(&token) {
             return Err(Reply::business(lang, Msg::TokenAlreadyUsed));
         }
         if magic == MagicToken::Technical {
@@ -1018,13 +1155,13 @@ impl World {
         }
 
         // Validation is over; from here on the charge happens.
-        self.used_tokens.insert(token);
+        self.books.used_tokens.insert(token);
         let customer_id = match customer_id {
             Some(id) => id,
             None => self.create_customer(caller, &customer),
         };
-        let payment_id = self.next_payment_id;
-        self.next_payment_id += 1;
+        let payment_id = self.books.next_payment_id;
+        self.books.next_payment_id += 1;
         let (valid, code, status_description) = match &magic {
             MagicToken::Decline(code) => (false, code.clone(), format!(" (קוד {code})")),
             _ => (true, "000".to_string(), "מאושר (קוד 000)".to_string()),
@@ -1058,7 +1195,8 @@ impl World {
         };
         let mut document = None;
         if valid {
-            let company_default = if self.companies[&caller].company_type == VAT_EXEMPT_DEALER {
+            let company_default = if self.books.companies[&caller].company_type == VAT_EXEMPT_DEALER
+            {
                 DOC_RECEIPT
             } else {
                 DOC_INVOICE_AND_RECEIPT
@@ -1099,8 +1237,8 @@ impl World {
             document = Some(id);
         }
         let payment_json = self.payment_json(&payment);
-        self.payments.insert(payment_id, payment);
-        let doc = document.and_then(|id| self.documents.get(&id));
+        self.books.payments.insert(payment_id, payment);
+        let doc = document.and_then(|id| self.books.documents.get(&id));
         let reply = Reply::ok(json!({
             "Payment": payment_json,
             "DocumentID": doc.map(|d| d.id),
@@ -1111,7 +1249,9 @@ impl World {
         if self.config.charge_unique_identifier
             && let Some(uid) = unique_identifier
         {
-            self.stored_charges.insert((caller, uid), reply.clone());
+            self.books
+                .stored_charges
+                .insert((caller, uid), reply.clone());
         }
         Ok(reply)
     }
@@ -1121,7 +1261,7 @@ impl World {
         let id = integer(body, "PaymentID")
             .map_err(fe)?
             .ok_or_else(|| fe(FieldError::missing("PaymentID")))?;
-        match self.payments.get(&id) {
+        match self.books.payments.get(&id) {
             Some(p) if p.company_id == caller => {
                 Ok(Reply::ok(json!({ "Payment": self.payment_json(p) })))
             }
@@ -1148,6 +1288,7 @@ impl World {
         let start = integer(body, "StartIndex").map_err(fe)?.unwrap_or(0);
         let start = usize::try_from(start).map_err(|_| fe(FieldError::invalid("StartIndex")))?;
         let matching: Vec<&PaymentRec> = self
+            .books
             .payments
             .values()
             .filter(|p| p.company_id == caller && p.date >= from && p.date <= to)
@@ -1206,6 +1347,7 @@ impl World {
         let original_document_id = integer(body, "OriginalDocumentID").map_err(fe)?;
         if let Some(orig) = original_document_id
             && self
+                .books
                 .documents
                 .get(&orig)
                 .is_none_or(|d| d.company_id != caller)
@@ -1271,7 +1413,7 @@ impl World {
             payment_id: None,
             original_document_id,
         });
-        let d = &self.documents[&id];
+        let d = &self.books.documents[&id];
         Ok(Reply::ok(json!({
             "DocumentID": d.id,
             "DocumentNumber": d.number,
@@ -1292,8 +1434,9 @@ impl World {
         let doc_type = enumeration(body, "DocumentType", DOCUMENT_TYPES).map_err(fe)?;
         let number = integer(body, "DocumentNumber").map_err(fe)?;
         let found = match (by_id, doc_type, number) {
-            (Some(id), _, _) => self.documents.get(&id),
+            (Some(id), _, _) => self.books.documents.get(&id),
             (None, Some(t), Some(n)) => self
+                .books
                 .documents
                 .values()
                 .find(|d| d.company_id == caller && d.doc_type == t && d.number == Some(n)),
@@ -1303,7 +1446,7 @@ impl World {
             Some(d) if d.company_id == caller => d,
             _ => return Err(Reply::business(lang, Msg::DocumentNotFound)),
         };
-        let customer = self.customers.get(&d.customer_id);
+        let customer = self.books.customers.get(&d.customer_id);
         let items: Vec<Value> = d
             .lines
             .iter()
@@ -1385,6 +1528,7 @@ impl World {
         no_vat: bool,
     ) -> VatRate {
         let exempt = self
+            .books
             .companies
             .get(&company_id)
             .is_some_and(|c| c.company_type == VAT_EXEMPT_DEALER);
@@ -1400,29 +1544,31 @@ impl World {
     }
 
     fn issue_document(&mut self, mut doc: DocumentRec) -> i64 {
-        let id = self.next_document_id;
-        self.next_document_id += 1;
+        let id = self.books.next_document_id;
+        self.books.next_document_id += 1;
         doc.id = id;
         if !doc.is_draft {
             let next = self
+                .books
                 .document_numbers
                 .entry((doc.company_id, doc.doc_type))
                 .or_insert(FIRST_DOCUMENT_NUMBER);
             doc.number = Some(*next);
             *next += 1;
         }
-        self.documents.insert(id, doc);
+        self.books.documents.insert(id, doc);
         id
     }
 
     fn find_customer(&self, company_id: i64, spec: &CustomerSpec) -> Result<Option<i64>, Msg> {
         let mine = || {
-            self.customers
+            self.books
+                .customers
                 .values()
                 .filter(|c| c.company_id == company_id)
         };
         if let Some(id) = spec.id {
-            return match self.customers.get(&id) {
+            return match self.books.customers.get(&id) {
                 Some(c) if c.company_id == company_id => Ok(Some(id)),
                 _ => Err(Msg::CustomerNotFound),
             };
@@ -1455,9 +1601,9 @@ impl World {
     }
 
     fn create_customer(&mut self, company_id: i64, spec: &CustomerSpec) -> i64 {
-        let id = self.next_customer_id;
-        self.next_customer_id += 1;
-        self.customers.insert(
+        let id = self.books.next_customer_id;
+        self.books.next_customer_id += 1;
+        self.books.customers.insert(
             id,
             CustomerRec {
                 id,

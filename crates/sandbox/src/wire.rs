@@ -285,7 +285,7 @@ pub(crate) fn agorot_to_json(agorot: i64) -> Value {
 
 /// The SUMIT response envelope: `{Status, UserErrorMessage, TechnicalErrorDetails, Data}`, always
 /// sent with HTTP 200 whatever the status (reference §1.2).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Reply {
     pub(crate) status: i64,
     pub(crate) user_message: Option<String>,
