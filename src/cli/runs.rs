@@ -180,14 +180,16 @@ impl<'a> From<&'a RunRow> for RunJson<'a> {
     }
 }
 
-/// Runs one `runs` command; `actor` names who acts, for the history.
+/// Runs one `runs` command; `actor` names who acts, for the history; `development` says the
+/// database is `make run`'s (whose marketplace `list` may default to).
 pub async fn run(
     command: RunCommands,
     conn: &mut PgConnection,
     actor: impl Fn(Option<&str>) -> engine::Actor,
+    development: bool,
 ) -> anyhow::Result<()> {
     match command {
-        RunCommands::List(args) => list(conn, args).await,
+        RunCommands::List(args) => list(conn, args, development).await,
         RunCommands::Show {
             run,
             marketplace,
@@ -409,8 +411,8 @@ fn join<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
 }
 
 /// `runs list`.
-async fn list(conn: &mut PgConnection, args: ListArgs) -> anyhow::Result<()> {
-    let marketplace = super::marketplace(conn, args.marketplace).await?;
+async fn list(conn: &mut PgConnection, args: ListArgs, development: bool) -> anyhow::Result<()> {
+    let marketplace = super::marketplace(conn, args.marketplace, development).await?;
     let filter = RunFilter {
         workflow: args.workflow,
         status: args.status,
