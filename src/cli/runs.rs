@@ -552,10 +552,15 @@ async fn target(
     let row = match marketplace {
         Some(marketplace) => store::run_queries::find(conn, marketplace, run)
             .await?
-            .ok_or_else(|| anyhow!("RUN_ID: no run {run} in marketplace {marketplace}"))?,
-        None => store::runs::get(conn, run)
-            .await?
-            .ok_or_else(|| anyhow!("RUN_ID: no run {run}"))?,
+            .ok_or_else(|| {
+                anyhow!(
+                    "RUN_ID: no run {run} in marketplace {marketplace} (`vendorflow runs list \
+                     --marketplace {marketplace}` shows its runs)"
+                )
+            })?,
+        None => store::runs::get(conn, run).await?.ok_or_else(|| {
+            anyhow!("RUN_ID: no run {run} (`vendorflow runs list` shows the runs)")
+        })?,
     };
     let definition = pinned_definition(conn, &row).await?;
     Ok(Target { row, definition })
