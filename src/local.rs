@@ -152,24 +152,30 @@ pub fn master_key_or_create() -> anyhow::Result<SecretString> {
 /// when none is set and the database is the development one. Says in one line on stderr what it
 /// took from where. Outside a checkout, it changes nothing.
 pub fn complete(settings: &mut Settings, needs_key: bool) -> anyhow::Result<()> {
-    let Some(local) = cluster_url()? else {
-        return Ok(());
-    };
+    let wants_key = needs_key && settings.master_key.is_none();
     let mut found = Vec::new();
     match &settings.database_url {
         None => {
+            let Some(local) = cluster_url()? else {
+                return Ok(());
+            };
             found.push(format!(
                 "the development database {local} (from {CLUSTER_SCRIPT} url)"
             ));
             settings.database_url = Some(SecretString::from(local));
             settings.development_database = true;
         }
+        // A configured database needs nothing found, unless a key is wanted and this database
+        // is the development one (a checkout whose script cannot answer has none).
+        Some(_) if !wants_key => return Ok(()),
         Some(configured) => {
-            settings.development_database = configured.expose_secret() == local;
+            settings.development_database = cluster_url()
+                .ok()
+                .flatten()
+                .is_some_and(|local| configured.expose_secret() == local);
         }
     }
-    if needs_key
-        && settings.master_key.is_none()
+    if wants_key
         && settings.development_database
         && let Some(key) = read_master_key()?
     {
