@@ -5,11 +5,11 @@
 mod app;
 mod chaos;
 mod cli;
+mod local;
 mod settings;
 mod telemetry;
 
-use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -68,7 +68,7 @@ enum Commands {
         /// Keep the state (organizations, keys, terminals, payments, ...) in this JSON file across
         /// restarts; without it the sandbox starts empty each time.
         #[arg(long, value_name = "FILE")]
-        state: Option<PathBuf>,
+        state: Option<std::path::PathBuf>,
     },
     /// Manage marketplaces.
     #[command(subcommand)]
@@ -142,9 +142,10 @@ enum TokenCommands {
         /// `backend`, `viewer` or `operator`.
         #[arg(long)]
         role: String,
-        /// A label to recognise the token by.
-        #[arg(long, default_value = "")]
-        label: String,
+        /// Whom the token is for (a person, or a system such as `shop backend`): the audit log,
+        /// the dashboard and run history show it wherever the token acts. `--label` is an alias.
+        #[arg(long, visible_alias = "label")]
+        name: String,
     },
     /// Revoke a token by its id.
     Revoke {
@@ -156,7 +157,7 @@ enum TokenCommands {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let settings = Settings::load()?;
+    let mut settings = Settings::load()?;
     // The benchmark would print a line per finished run at `info`; it reports figures instead.
     let log_filter = match cli.command {
         Commands::Bench { .. } | Commands::Chaos(_) if !settings.log_filter_is_set => {
@@ -165,11 +166,22 @@ async fn main() -> anyhow::Result<ExitCode> {
         _ => settings.log_filter.as_str(),
     };
     telemetry::init(settings.log_format, log_filter);
+    // Run from the checkout, a command that needs the database (and the master key) finds
+    // `make run`'s when its settings name none.
+    if let Some(needs_key) = needs_database(&cli.command) {
+        local::complete(&mut settings, needs_key)?;
+    }
     match cli.command {
         Commands::Runs(command) => {
             let pool = connect(&settings).await?;
             let mut conn = pool.acquire().await?;
-            cli::runs::run(command, &mut conn, |flag| cli::actor(flag, &settings)).await?;
+            cli::runs::run(
+                command,
+                &mut conn,
+                |flag| cli::actor(flag, &settings),
+                settings.development_database,
+            )
+            .await?;
         }
         Commands::Vendors(VendorCommands::Import(args)) => {
             let pool = connect(&settings).await?;
@@ -194,17 +206,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Commands::Chaos(args) => return chaos::run(args).await,
         Commands::Demo(args) => {
-            let api = args
-                .api
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", settings.listen));
-            let token = match (&args.token, &settings.api_token) {
-                (Some(token), _) => SecretString::from(token.clone()),
-                (None, Some(token)) => token.clone(),
-                (None, None) => bail!(
-                    "--token: a backend or operator token is required (`vendorflow dev` prints one; or set VENDORFLOW_TOKEN)"
-                ),
-            };
+            let (api, token) = demo_target(&args, &settings)?;
             cli::demo::run(args, api, token).await?;
         }
         Commands::Migrate => {
@@ -313,11 +315,12 @@ async fn main() -> anyhow::Result<ExitCode> {
         Commands::Tokens(TokenCommands::Create {
             marketplace,
             role,
-            label,
+            name,
         }) => {
             let Some(role) = store::tokens::Role::parse(&role) else {
                 bail!("--role: expected backend, viewer or operator, got `{role}`");
             };
+            let name = cli::token_name(&name)?;
             let pool = connect(&settings).await?;
             let mut conn = pool.acquire().await?;
             if store::marketplaces::find(&mut conn, marketplace)
@@ -326,9 +329,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             {
                 bail!("--marketplace: no marketplace with id {marketplace}");
             }
-            let created = store::tokens::create(&mut conn, marketplace, role, &label).await?;
+            let created = store::tokens::create(&mut conn, marketplace, role, &name).await?;
             eprintln!(
-                "token id {} (keep the token below; it is shown once)",
+                "token id {} named {name} (keep the token below; it is shown once)",
                 created.id
             );
             println!("{}", created.token.expose_secret());
@@ -345,17 +348,48 @@ async fn main() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Which commands use the database, and whether they also need the master key: those find
+/// `make run`'s when run from the checkout with neither set ([`local::complete`]).
+fn needs_database(command: &Commands) -> Option<bool> {
+    match command {
+        Commands::Migrate
+        | Commands::Bench { .. }
+        | Commands::Marketplaces(_)
+        | Commands::Tokens(_)
+        | Commands::Runs(_) => Some(false),
+        Commands::Vendors(VendorCommands::Import(args)) => Some(!args.dry_run),
+        Commands::Serve
+        | Commands::Api
+        | Commands::Worker
+        | Commands::Keys(KeyCommands::Rotate)
+        | Commands::Webhooks(_) => Some(true),
+        // `dev` starts and makes its own; the others use no database.
+        Commands::Dev
+        | Commands::Keys(KeyCommands::Generate)
+        | Commands::Sandbox { .. }
+        | Commands::Demo(_)
+        | Commands::Chaos(_) => None,
+    }
+}
+
+/// The hint when no database URL is set (and none was found in a checkout).
+const NO_DATABASE: &str = "VENDORFLOW_DATABASE_URL (or DATABASE_URL) is not set: set it to your \
+     PostgreSQL URL, or run this from the vendorflow checkout while `make run` is up, where the \
+     development database is found by itself";
+
 /// Connects to the configured database, failing with the variable to set.
 async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     let Some(url) = &settings.database_url else {
-        bail!(
-            "VENDORFLOW_DATABASE_URL (or DATABASE_URL) is not set; `make db/start` starts a local \
-             PostgreSQL and `make db/url` prints its URL"
-        );
+        bail!(NO_DATABASE);
     };
-    store::connect(url.expose_secret(), settings.database_max_connections)
-        .await
-        .context("connecting to PostgreSQL (VENDORFLOW_DATABASE_URL)")
+    let connected = store::connect(url.expose_secret(), settings.database_max_connections).await;
+    if settings.development_database {
+        connected.context(
+            "cannot reach the development database: start it with `make db/start` (or `make run`)",
+        )
+    } else {
+        connected.context("connecting to PostgreSQL (VENDORFLOW_DATABASE_URL)")
+    }
 }
 
 /// Connects to the configured database for a long-running command (`serve`, `api`, `worker`,
@@ -379,31 +413,13 @@ async fn connect_waiting(settings: &Settings) -> anyhow::Result<PgPool> {
     .context("connecting to PostgreSQL (VENDORFLOW_DATABASE_URL; VENDORFLOW_DATABASE_WAIT bounds the wait)")
 }
 
-/// Starts the local development cluster through `scripts/pg.sh` and returns its URL.
-fn start_local_postgres() -> anyhow::Result<String> {
-    let script = PathBuf::from("scripts/pg.sh");
-    if !script.exists() {
-        bail!("no database URL is set and scripts/pg.sh is not here: run from the repository root");
-    }
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg("start")
-        .status()
-        .context("running scripts/pg.sh start")?;
-    if !status.success() {
-        bail!("scripts/pg.sh start failed");
-    }
-    let output = Command::new("bash").arg(&script).arg("url").output()?;
-    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
-}
-
 /// `vendorflow bench`: runs the engine benchmark in a database of its own, created next to the
 /// configured one and dropped afterwards, so figures do not depend on what the configured
 /// database already holds (old runs, dead rows) and the benchmark leaves nothing behind.
 async fn bench(settings: &Settings, workflows: usize, workers: usize) -> anyhow::Result<()> {
     use sqlx::Connection;
     let Some(url) = &settings.database_url else {
-        bail!("VENDORFLOW_DATABASE_URL (or DATABASE_URL) is not set; `make bench` sets it");
+        bail!(NO_DATABASE);
     };
     let url = url.expose_secret();
     let (base, _) = url
@@ -444,9 +460,18 @@ async fn bench(settings: &Settings, workflows: usize, workers: usize) -> anyhow:
 /// The master keys from settings.
 fn keyring(settings: &Settings) -> anyhow::Result<store::secrets::Keyring> {
     let Some(current) = &settings.master_key else {
+        if settings.development_database {
+            bail!(
+                "VENDORFLOW_MASTER_KEY is not set and the development database has no development \
+                 key yet ({} is missing): `make run` makes it, then run this again",
+                local::MASTER_KEY_FILE
+            );
+        }
         bail!(
-            "VENDORFLOW_MASTER_KEY is not set: `vendorflow keys generate` prints a new one \
-             (`vendorflow dev` makes a development key by itself)"
+            "VENDORFLOW_MASTER_KEY is not set: set it to the master key the service runs with \
+             (this database's secrets are encrypted under it; only a new installation makes one, \
+             with `vendorflow keys generate`); run from the checkout, the development key of \
+             `make run` is used with the development database by itself"
         );
     };
     let previous = settings
@@ -476,7 +501,8 @@ fn provider(settings: &Settings) -> anyhow::Result<app::ProviderSettings> {
     ) else {
         bail!(
             "VENDORFLOW_PROVIDER_URL, VENDORFLOW_PROVIDER_COMPANY_ID and \
-             VENDORFLOW_PROVIDER_API_KEY must be set (or use `vendorflow dev` with the sandbox)"
+             VENDORFLOW_PROVIDER_API_KEY must be set (`vendorflow sandbox` runs the SUMIT \
+             simulator to point them at; `make run` runs everything with it in development)"
         );
     };
     Ok(app::ProviderSettings {
@@ -515,40 +541,71 @@ async fn run_parts(settings: Settings, parts: Parts) -> anyhow::Result<()> {
 /// rest of `.data/`); `make db/reset` deletes the folder with the database.
 const DEV_SANDBOX_STATE: &str = ".data/sandbox/state.json";
 
-/// The development master key under `.data/`, created on first use.
-fn dev_master_key() -> anyhow::Result<secrecy::SecretString> {
-    let path = PathBuf::from(".data/dev-master-key");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(SecretString::from(existing.trim().to_owned()));
+/// Where `demo` sends its vendors and with which token: `--api` / `--token`, else
+/// `VENDORFLOW_LISTEN` / `VENDORFLOW_TOKEN`, else what `make run` keeps in the checkout
+/// (`.data/dev-tokens.json`), else the default address.
+fn demo_target(
+    args: &cli::demo::DemoArgs,
+    settings: &Settings,
+) -> anyhow::Result<(String, SecretString)> {
+    let token_given = args.token.is_some() || settings.api_token.is_some();
+    let api_given = args.api.is_some() || settings.listen_is_set;
+    let kept = if token_given && api_given {
+        None
+    } else {
+        local::read_tokens()?
+    };
+    let mut found = Vec::new();
+    let token = match (&args.token, &settings.api_token, &kept) {
+        (Some(token), _, _) => SecretString::from(token.clone()),
+        (None, Some(token), _) => token.clone(),
+        (None, None, Some(kept)) => {
+            found.push(format!("the development token `{}`", kept.backend.name));
+            kept.backend.token.clone()
+        }
+        (None, None, None) => bail!(
+            "--token: a backend or operator token is required: run `make run` first (it keeps \
+             its tokens in {} for this command), or pass --token or set VENDORFLOW_TOKEN",
+            local::TOKENS_FILE
+        ),
+    };
+    let api = match (&args.api, &kept) {
+        (Some(api), _) => api.clone(),
+        (None, Some(kept)) if !settings.listen_is_set => {
+            found.push(format!("the API at {}", kept.api));
+            kept.api.clone()
+        }
+        (None, _) => format!("http://{}", settings.listen),
+    };
+    if !found.is_empty() {
+        eprintln!(
+            "vendorflow: using {} from {} (make run's; --token and --api choose others)",
+            found.join(" and "),
+            local::TOKENS_FILE
+        );
     }
-    std::fs::create_dir_all(".data").context("creating .data/")?;
-    let key = store::secrets::MasterKey::generate().to_base64();
-    std::fs::write(&path, key.expose_secret()).context("writing .data/dev-master-key")?;
-    tracing::warn!(
-        "generated a DEVELOPMENT master key in .data/dev-master-key; never use it in production \
-         (set VENDORFLOW_MASTER_KEY)"
-    );
-    Ok(key)
+    Ok((api, token))
 }
 
 /// `vendorflow dev`: everything on development defaults: the local PostgreSQL, the in-process
 /// sandbox as the provider, a development master key, a marketplace with tokens, and `serve`.
 async fn dev(mut settings: Settings) -> anyhow::Result<()> {
     if settings.database_url.is_none() {
-        settings.database_url = Some(SecretString::from(start_local_postgres()?));
+        settings.database_url = Some(SecretString::from(local::start_cluster()?));
+        settings.development_database = true;
     }
     if settings.master_key.is_none() {
-        settings.master_key = Some(dev_master_key()?);
+        settings.master_key = Some(local::master_key_or_create()?);
     }
     let pool = connect_waiting(&settings).await?;
     store::migrate(&pool).await.context("migrating")?;
 
     let mut conn = pool.acquire().await?;
-    let marketplace =
-        match store::marketplaces::find_by_name(&mut conn, "Development marketplace").await? {
-            Some(existing) => existing,
-            None => store::marketplaces::insert(&mut conn, "Development marketplace").await?,
-        };
+    let marketplace = match store::marketplaces::find_by_name(&mut conn, local::MARKETPLACE).await?
+    {
+        Some(existing) => existing,
+        None => store::marketplaces::insert(&mut conn, local::MARKETPLACE).await?,
+    };
 
     // The sandbox as the provider, unless a provider is configured.
     let dev_sandbox = if settings.provider_url.is_none() {
@@ -571,7 +628,7 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
             // charge right after the signal goes through.
             terminal_approval: sandbox::TerminalApproval::Immediate,
             state_file: Some(sandbox::StateFile {
-                path: PathBuf::from(DEV_SANDBOX_STATE),
+                path: std::path::PathBuf::from(DEV_SANDBOX_STATE),
                 owner: Some(format!(
                     "vendorflow development marketplace {}",
                     marketplace.id
@@ -593,30 +650,13 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
         None
     };
 
-    let backend = store::tokens::create(
-        &mut conn,
-        marketplace.id,
-        store::tokens::Role::Backend,
-        "dev",
-    )
-    .await?;
-    let operator = store::tokens::create(
-        &mut conn,
-        marketplace.id,
-        store::tokens::Role::Operator,
-        "dev",
-    )
-    .await?;
-    let viewer = store::tokens::create(
-        &mut conn,
-        marketplace.id,
-        store::tokens::Role::Viewer,
-        "dev",
-    )
-    .await?;
-    drop(conn);
-
     let base = format!("http://{}", settings.listen);
+    // The same tokens at every start, kept in the checkout; new ones only when they are missing
+    // or no longer work.
+    let (tokens, minted) = local::dev_tokens(&mut conn, marketplace.id, &base).await?;
+    drop(conn);
+    let (backend, operator, viewer) = (&tokens.backend, &tokens.operator, &tokens.viewer);
+
     println!();
     println!("vendorflow is running (development mode)");
     println!("  API:            {base}   (reference: {base}/docs)");
@@ -632,9 +672,37 @@ async fn dev(mut settings: Settings) -> anyhow::Result<()> {
         );
     }
     println!("  marketplace:    {}", marketplace.id);
-    println!("  backend token:  {}", backend.token.expose_secret());
-    println!("  operator token: {}", operator.token.expose_secret());
-    println!("  viewer token:   {}", viewer.token.expose_secret());
+    println!(
+        "  backend token:  {}   (`{}`)",
+        backend.token.expose_secret(),
+        backend.name
+    );
+    println!(
+        "  operator token: {}   (`{}`)",
+        operator.token.expose_secret(),
+        operator.name
+    );
+    println!(
+        "  viewer token:   {}   (`{}`)",
+        viewer.token.expose_secret(),
+        viewer.name
+    );
+    println!(
+        "  tokens kept in: {} ({}; `vendorflow demo` reads them there)",
+        local::TOKENS_FILE,
+        if minted.is_empty() {
+            "the same at every start".to_owned()
+        } else {
+            format!(
+                "new {} token(s) minted",
+                minted
+                    .iter()
+                    .map(|role| role.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+    );
     println!("  dashboard:      {base}/admin   (sign in with the operator or viewer token)");
     println!("  metrics:        {base}/metrics");
     println!();

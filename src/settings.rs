@@ -45,8 +45,13 @@ pub struct Settings {
     /// with capped exponential backoff (`VENDORFLOW_DATABASE_WAIT`: a duration, or `forever`, the
     /// default); `None` waits forever. One-shot commands never wait.
     pub database_wait: Option<Duration>,
+    /// Whether the database is the checkout's development cluster (`make run`'s), so its
+    /// development master key belongs to it. Not configured: set by `local::complete`.
+    pub development_database: bool,
     /// Where the HTTP API listens (`VENDORFLOW_LISTEN`).
     pub listen: SocketAddr,
+    /// Whether `VENDORFLOW_LISTEN` (or the file's `listen`) was given, rather than the default.
+    pub listen_is_set: bool,
     /// Log format (`VENDORFLOW_LOG_FORMAT`: `human` or `json`).
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax (`VENDORFLOW_LOG`, e.g. `info,vendorflow=debug`).
@@ -296,6 +301,8 @@ impl Settings {
             database_url: database_url.map(SecretString::from),
             database_max_connections: sources.parse("database_max_connections")?.unwrap_or(20),
             database_wait: sources.wait("database_wait")?,
+            development_database: false,
+            listen_is_set: sources.raw("listen").is_some(),
             listen: sources
                 .parse("listen")?
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),

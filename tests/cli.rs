@@ -37,6 +37,8 @@ async fn migrate_then_create_a_marketplace_and_a_token_that_authenticates() {
             &marketplace,
             "--role",
             "backend",
+            "--name",
+            "shop backend",
         ],
     );
     assert!(token.status.success(), "{token:?}");
@@ -49,6 +51,12 @@ async fn migrate_then_create_a_marketplace_and_a_token_that_authenticates() {
         .expect("the printed token authenticates");
     assert_eq!(owner.marketplace_id.to_string(), marketplace);
     assert_eq!(owner.role, store::tokens::Role::Backend);
+    assert_eq!(
+        store::tokens::names(&mut conn, &[owner.token_id])
+            .await
+            .unwrap(),
+        vec![(owner.token_id, "shop backend".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -65,11 +73,29 @@ async fn a_bad_role_is_refused_naming_the_flag_and_nothing_is_stored() {
             &marketplace,
             "--role",
             "admin",
+            "--name",
+            "dana",
         ],
     );
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--role"), "{stderr}");
+    // A token says whom it is for: without a name, or with a blank one, none is made.
+    for name in [None, Some("  ")] {
+        let mut args = vec![
+            "tokens",
+            "create",
+            "--marketplace",
+            &marketplace,
+            "--role",
+            "operator",
+        ];
+        args.extend(name.map(|name| ["--name", name]).into_iter().flatten());
+        let refused = vendorflow(&db.url, &args);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("--name"), "{stderr}");
+    }
     let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM vendorflow.api_tokens")
         .fetch_one(&db.pool)
         .await
@@ -164,6 +190,8 @@ async fn a_revoked_token_no_longer_authenticates_and_a_second_revoke_fails() {
             &marketplace,
             "--role",
             "operator",
+            "--label",
+            "dana",
         ],
     );
     assert!(created.status.success(), "{created:?}");

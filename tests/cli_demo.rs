@@ -48,11 +48,14 @@ fn describe(output: &Output) -> String {
 }
 
 /// Runs `vendorflow` with `args` and nothing of the environment but PATH, off the runtime's
-/// threads (the sandbox serves on them meanwhile).
+/// threads (the sandbox serves on them meanwhile), in an empty folder: no checkout, so no
+/// development token of `make run` is found.
 async fn vendorflow(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
+        let elsewhere = common::TempDir::new();
         Command::new(env!("CARGO_BIN_EXE_vendorflow"))
             .args(&args)
+            .current_dir(&elsewhere.path)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("VENDORFLOW_LOG", "warn")
@@ -204,7 +207,8 @@ async fn the_demo_names_what_is_missing_when_it_cannot_start() {
     .await;
     assert!(!no_token.status.success());
     assert!(
-        String::from_utf8_lossy(&no_token.stderr).contains("--token"),
+        String::from_utf8_lossy(&no_token.stderr)
+            .contains("--token: a backend or operator token is required: run `make run` first"),
         "{}",
         describe(&no_token)
     );

@@ -83,8 +83,14 @@ impl Setup {
 
     /// Enqueues a run of the test workflow for a new vendor of the marketplace.
     async fn enqueue(&self, input: Value) -> Uuid {
+        self.enqueue_for(&format!("seller-{}", Uuid::now_v7().simple()), input)
+            .await
+    }
+
+    /// Enqueues a run of the test workflow for a new vendor with this external id.
+    async fn enqueue_for(&self, external_id: &str, input: Value) -> Uuid {
         let mut conn = self.db.pool.acquire().await.unwrap();
-        let external_id = Uuid::now_v7().to_string();
+        let external_id = external_id.to_owned();
         let vendor = store::vendors::insert(
             &mut conn,
             &store::vendors::NewVendor {
@@ -141,6 +147,35 @@ impl Setup {
     async fn history(&self, id: Uuid) -> Vec<store::history::HistoryRow> {
         let mut conn = self.db.pool.acquire().await.unwrap();
         store::history::list_for_run(&mut conn, id).await.unwrap()
+    }
+
+    /// The run's audit entries, oldest first: (action, result, actor, channel, reason).
+    async fn audit(&self, id: Uuid) -> Vec<(String, String, String, String, String)> {
+        let mut conn = self.db.pool.acquire().await.unwrap();
+        let mut rows = store::admin::list_audit(
+            &mut conn,
+            self.marketplace,
+            &store::admin::AuditFilter {
+                target_id: Some(id),
+                action: None,
+            },
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+        rows.reverse();
+        rows.into_iter()
+            .map(|row| {
+                (
+                    row.action,
+                    row.result,
+                    row.actor.unwrap_or_default(),
+                    row.channel,
+                    row.reason.unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -223,6 +258,18 @@ async fn runs_are_listed_with_counts_per_status_and_filters() {
     assert_eq!(page["runs"][0]["id"], waiting.to_string());
     assert_eq!(page["runs"].as_array().unwrap().len(), 1);
     assert_eq!(page["runs"][0]["vendor_id"], vendor);
+    // The vendor may be named by the marketplace's external id, as the dashboard takes it.
+    let named = setup
+        .enqueue_for("seller-1042", json!({ "fail": true }))
+        .await;
+    let by_external_id = setup.cli(&["runs", "list", "--vendor", "seller-1042", "--json"]);
+    let page: Value = serde_json::from_str(&stdout(succeeded(&by_external_id))).unwrap();
+    assert_eq!(page["runs"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["runs"][0]["id"], named.to_string());
+    refused(
+        &setup.cli(&["runs", "list", "--vendor", "seller-404"]),
+        "--vendor: marketplace",
+    );
 
     refused(
         &setup.cli(&["runs", "list", "--status", "asleep"]),
@@ -234,7 +281,14 @@ async fn runs_are_listed_with_counts_per_status_and_filters() {
     store::marketplaces::insert(&mut conn, "Other")
         .await
         .unwrap();
-    refused(&setup.cli(&["runs", "list"]), "--marketplace");
+    // The refusal lists the marketplaces to choose from.
+    refused(
+        &setup.cli(&["runs", "list"]),
+        &format!(
+            "--marketplace ID is required: there is more than one marketplace: {}",
+            setup.marketplace
+        ),
+    );
     let scoped = setup.cli(&[
         "runs",
         "list",
@@ -243,7 +297,7 @@ async fn runs_are_listed_with_counts_per_status_and_filters() {
         "--json",
     ]);
     let page: Value = serde_json::from_str(&stdout(succeeded(&scoped))).unwrap();
-    assert_eq!(page["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(page["runs"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -396,7 +450,10 @@ async fn resume_from_runs_a_failed_run_again_from_the_named_step() {
     // A failed run is not paused: plain resume does not apply, and says what does.
     refused(
         &setup.cli(&["runs", "resume", &id.to_string(), "--reason", "again"]),
-        "cannot resume a run that is failed; it has ended; to run it again use --from STEP (its step was prepare)",
+        &format!(
+            "cannot resume a run that is failed; it has ended; what applies now: \
+             vendorflow runs resume {id} --from prepare --reason '<why>'"
+        ),
     );
 
     let resumed = setup.cli(&[
@@ -446,16 +503,37 @@ async fn pause_retry_resume_and_cancel_follow_the_engines_rules() {
     );
 
     refused(
-        &setup.cli(&["runs", "retry", &run_id, "--reason", "now"]),
-        "cannot retry a run that is paused; resume it instead",
-    );
-    refused(
         &setup.cli(&["runs", "resume", &run_id, "--reason", "  "]),
         "--reason: a reason is required",
     );
+    refused(
+        &setup.cli(&["runs", "resume", &run_id, "--reason", &"x".repeat(501)]),
+        "--reason: the reason is longer than 500 characters",
+    );
 
-    succeeded(&setup.cli(&["runs", "resume", &run_id, "--reason", "documents arrived"]));
+    // Retrying a paused run resumes it, which is what the operator means, and says so.
+    let retried = setup.cli(&["runs", "retry", &run_id, "--reason", "documents arrived"]);
+    assert!(
+        stdout(succeeded(&retried)).contains("was paused, so it is resumed"),
+        "{}",
+        stdout(&retried)
+    );
     assert_eq!(setup.run(id).await.status, "pending");
+    let resumed = setup
+        .history(id)
+        .await
+        .into_iter()
+        .rfind(|event| event.kind == "resumed")
+        .expect("a resumed event");
+    assert_eq!(resumed.reason.as_deref(), Some("documents arrived"));
+
+    // A refusal names what applies instead, as a command that works.
+    refused(
+        &setup.cli(&["runs", "resume", &run_id, "--reason", "again"]),
+        &format!(
+            "only a paused run can be resumed; what applies now: vendorflow runs pause {run_id} --reason"
+        ),
+    );
 
     let cancelled = setup.cli(&["runs", "cancel", &run_id, "--reason", "vendor withdrew"]);
     assert!(stdout(succeeded(&cancelled)).contains("cancelled"));
@@ -480,6 +558,29 @@ async fn pause_retry_resume_and_cancel_follow_the_engines_rules() {
         ]),
         "no run",
     );
+    // Every action is in the audit log with its actor and reason, on the command line's
+    // channel; refusals too, as the dashboard records them.
+    let audit = setup.audit(id).await;
+    let row = |action: &str, result: &str, reason: &str| {
+        (
+            action.to_owned(),
+            result.to_owned(),
+            "cli".to_owned(),
+            "cli".to_owned(),
+            reason.to_owned(),
+        )
+    };
+    assert_eq!(
+        audit,
+        vec![
+            row("pause", "ok", "documents missing"),
+            row("resume", "ok", "documents arrived"),
+            row("resume", "refused", "again"),
+            row("cancel", "ok", "vendor withdrew"),
+            row("cancel", "refused", "again"),
+        ]
+    );
+
     // A run is only found in the marketplace it belongs to, when one is named.
     let mut conn = setup.db.pool.acquire().await.unwrap();
     let other = store::marketplaces::insert(&mut conn, "Other")
@@ -494,5 +595,84 @@ async fn pause_retry_resume_and_cancel_follow_the_engines_rules() {
             &other.id.to_string(),
         ]),
         "no run",
+    );
+}
+
+#[tokio::test]
+async fn a_signal_to_a_paused_run_at_its_wait_is_kept_until_it_is_resumed_and_says_so() {
+    let setup = Setup::new().await;
+    let id = setup.enqueue(json!({})).await;
+    let run_id = id.to_string();
+    setup.drive_until(id, "waiting").await;
+    succeeded(&setup.cli(&["runs", "pause", &run_id, "--reason", "checking the vendor"]));
+
+    let sent = setup.cli(&[
+        "runs",
+        "signal",
+        &run_id,
+        "go_ahead",
+        "--reason",
+        "approved by the acquirer",
+        "--actor",
+        "dana",
+    ]);
+    let said = stdout(succeeded(&sent)).to_owned();
+    assert!(
+        said.contains("is paused at its wait await_approval")
+            && said.contains("as soon as it is resumed")
+            && said.contains(&format!("vendorflow runs resume {run_id}")),
+        "{said}"
+    );
+    assert!(!said.contains("not at its wait"), "{said}");
+    assert_eq!(setup.run(id).await.status, "paused");
+
+    // As said: resumed, the run takes the signal and finishes.
+    succeeded(&setup.cli(&["runs", "resume", &run_id, "--reason", "checked"]));
+    setup.drive_until(id, "succeeded").await;
+
+    // The signal is audited with its sender and name (its payload stays in the run's history).
+    let audit = setup.audit(id).await;
+    assert_eq!(
+        audit[1],
+        (
+            "signal".to_owned(),
+            "ok".to_owned(),
+            "dana".to_owned(),
+            "cli".to_owned(),
+            "approved by the acquirer".to_owned()
+        )
+    );
+
+    // An ended run takes no signal.
+    let late = setup.cli(&["runs", "signal", &run_id, "go_ahead", "--reason", "again"]);
+    refused(&late, "has ended");
+}
+
+#[tokio::test]
+async fn a_signal_before_the_wait_is_kept_until_the_run_gets_there() {
+    let setup = Setup::new().await;
+    let id = setup.enqueue(json!({})).await;
+    let run_id = id.to_string();
+    let sent = setup.cli(&["runs", "signal", &run_id, "go_ahead", "--reason", "early"]);
+    let said = stdout(succeeded(&sent)).to_owned();
+    assert!(
+        said.contains("before its wait await_approval, and consumes the signal when it gets there"),
+        "{said}"
+    );
+
+    // Past the wait, a second signal is kept but nothing takes it, and the command says so.
+    for _ in 0..20 {
+        if setup.run(id).await.step_name == "finish" {
+            break;
+        }
+        setup.worker.run_once().await.unwrap();
+    }
+    succeeded(&setup.cli(&["runs", "pause", &run_id, "--reason", "hold"]));
+    let again = setup.cli(&["runs", "signal", &run_id, "go_ahead", "--reason", "twice"]);
+    let said = stdout(succeeded(&again)).to_owned();
+    assert!(
+        said.contains("nothing will consume it")
+            && said.contains("past its wait await_approval (at step finish)"),
+        "{said}"
     );
 }

@@ -24,10 +24,12 @@ const REFRESH: Duration = Duration::from_millis(500);
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The running instance's base URL (default: http:// and VENDORFLOW_LISTEN).
+    /// The running instance's base URL (default: http:// and VENDORFLOW_LISTEN when set, else,
+    /// from the checkout, where `make run` serves, else http://127.0.0.1:8080).
     #[arg(long)]
     pub api: Option<String>,
-    /// A backend or operator token (default: VENDORFLOW_TOKEN; `vendorflow dev` prints one).
+    /// A backend or operator token (default: VENDORFLOW_TOKEN, else, from the checkout, the
+    /// backend token `make run` keeps in .data/dev-tokens.json).
     #[arg(long)]
     pub token: Option<String>,
     /// How many sample vendors to onboard (a mix of clearing and documents-only).
@@ -328,7 +330,8 @@ async fn answer(response: reqwest::Response, method: &str, path: &str) -> anyhow
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         bail!(
             "--token: the API refused the token ({status}); use a backend or operator token \
-             (`vendorflow dev` prints them) with --token or VENDORFLOW_TOKEN"
+             with --token or VENDORFLOW_TOKEN (`make run` prints its own, keeps them in \
+             .data/dev-tokens.json and mints new ones at its next start if they were revoked)"
         );
     }
     let detail = body["detail"]

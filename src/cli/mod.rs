@@ -26,23 +26,71 @@ pub fn actor(flag: Option<&str>, settings: &Settings) -> engine::Actor {
     engine::Actor::operator(name)
 }
 
+/// The longest token name kept.
+const MAX_TOKEN_NAME_CHARS: usize = 100;
+
+/// A token's name, trimmed; refused when blank, too long or holding control characters.
+pub fn token_name(name: &str) -> anyhow::Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("--name: say whom the token is for (e.g. --name dana, or --name 'shop backend')");
+    }
+    if name.chars().count() > MAX_TOKEN_NAME_CHARS {
+        bail!("--name: the name is longer than {MAX_TOKEN_NAME_CHARS} characters");
+    }
+    if name.chars().any(char::is_control) {
+        bail!("--name: the name holds control characters");
+    }
+    Ok(name.to_owned())
+}
+
 /// The marketplace a command acts on: `--marketplace` when given (it must exist), else the only
-/// marketplace there is.
-pub async fn marketplace(conn: &mut PgConnection, flag: Option<Uuid>) -> anyhow::Result<Uuid> {
+/// marketplace there is, else, on the development database, `make run`'s development
+/// marketplace (said on stderr).
+pub async fn marketplace(
+    conn: &mut PgConnection,
+    flag: Option<Uuid>,
+    development: bool,
+) -> anyhow::Result<Uuid> {
     if let Some(id) = flag {
         if store::marketplaces::find(conn, id).await?.is_none() {
             bail!("--marketplace: no marketplace with id {id}");
         }
         return Ok(id);
     }
-    match store::marketplaces::list(conn, 2).await?.as_slice() {
-        [only] => Ok(only.id),
+    const SHOWN: i64 = 10;
+    let marketplaces = store::marketplaces::list(conn, SHOWN + 1).await?;
+    match marketplaces.as_slice() {
+        [only] => return Ok(only.id),
         [] => bail!(
             "--marketplace: there is no marketplace yet (`vendorflow marketplaces create NAME` \
              makes one)"
         ),
-        _ => bail!("--marketplace ID is required: there is more than one marketplace"),
+        _ => {}
     }
+    if development
+        && let Some(dev) =
+            store::marketplaces::find_by_name(conn, crate::local::MARKETPLACE).await?
+    {
+        eprintln!(
+            "vendorflow: --marketplace not given: using make run's {} {}",
+            crate::local::MARKETPLACE,
+            dev.id
+        );
+        return Ok(dev.id);
+    }
+    let mut names: Vec<String> = marketplaces
+        .iter()
+        .take(SHOWN as usize)
+        .map(|m| format!("{} ({})", m.id, m.name))
+        .collect();
+    if marketplaces.len() > SHOWN as usize {
+        names.push("…".to_owned());
+    }
+    bail!(
+        "--marketplace ID is required: there is more than one marketplace: {}",
+        names.join(", ")
+    )
 }
 
 /// A time as `2025-01-31 14:05:09Z`.
@@ -130,6 +178,16 @@ mod tests {
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("דנה קרמיקה בע\"מ", 6), "דנה ק…");
         assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn token_names_are_trimmed_and_must_say_whom_the_token_is_for() {
+        assert_eq!(token_name("  dana ").unwrap(), "dana");
+        assert_eq!(token_name("shop backend").unwrap(), "shop backend");
+        for bad in ["", "   ", "a\nb", &"x".repeat(101)] {
+            let error = token_name(bad).unwrap_err().to_string();
+            assert!(error.starts_with("--name"), "{error}");
+        }
     }
 
     #[test]

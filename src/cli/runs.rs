@@ -124,9 +124,10 @@ pub struct ListArgs {
     /// Only runs currently at this step.
     #[arg(long)]
     pub step: Option<String>,
-    /// Only runs of this vendor (its id).
+    /// Only runs of this vendor: its id, or the marketplace's external id for it (as the
+    /// dashboard takes it).
     #[arg(long)]
-    pub vendor: Option<Uuid>,
+    pub vendor: Option<String>,
     /// Only unfinished runs unchanged for at least this many minutes.
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..=525_600))]
     pub stuck_minutes: Option<i32>,
@@ -180,107 +181,274 @@ impl<'a> From<&'a RunRow> for RunJson<'a> {
     }
 }
 
-/// Runs one `runs` command; `actor` names who acts, for the history.
+/// The longest reason kept (as the dashboard keeps).
+const MAX_REASON_CHARS: usize = 500;
+
+/// The reason of an action, trimmed; refused when blank or too long, as the dashboard refuses it.
+fn reason(action: &ActionArgs) -> anyhow::Result<String> {
+    let reason = action.reason.trim();
+    if reason.is_empty() {
+        return Err(anyhow!(
+            "--reason: a reason is required; it is recorded in the run's history and the audit log"
+        ));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(anyhow!(
+            "--reason: the reason is longer than {MAX_REASON_CHARS} characters"
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+/// What an action did: the line to print (also the audit entry's detail), the action's name in
+/// the audit log (the dashboard's names) and its non-secret details there.
+struct Acted<T> {
+    value: T,
+    action: &'static str,
+    data: Option<Value>,
+    said: String,
+}
+
+impl<T> Acted<T> {
+    fn new(value: T, action: &'static str, said: String) -> Acted<T> {
+        Acted {
+            value,
+            action,
+            data: None,
+            said,
+        }
+    }
+}
+
+/// Does an action on one transaction with its entry in the audit log (the dashboard's, with
+/// channel `cli` and the actor's name): the engine's operation nests in it as a savepoint, so the
+/// run's change, its history and the audit entry commit together or not at all. An action the
+/// run's status refuses is rolled back and then audited as `refused`, as the dashboard does. A
+/// run of no marketplace (the benchmark's) has no audit log: the action is done without one.
+async fn audited<T>(
+    conn: &mut PgConnection,
+    target: &Target,
+    who: &engine::Actor,
+    reason: &str,
+    (action, data): (&'static str, Option<Value>),
+    operation: impl AsyncFnOnce(&mut PgConnection) -> Result<Acted<T>, engine::EngineError>,
+) -> anyhow::Result<T> {
+    use sqlx::Connection as _;
+    let mut tx = conn.begin().await?;
+    match operation(&mut tx).await {
+        Ok(acted) => {
+            if let Some(marketplace_id) = target.row.marketplace_id {
+                let data = match (data, acted.data) {
+                    (Some(Value::Object(mut asked)), Some(Value::Object(done))) => {
+                        asked.extend(done);
+                        Some(Value::Object(asked))
+                    }
+                    (asked, done) => done.or(asked),
+                };
+                audit(
+                    &mut tx,
+                    marketplace_id,
+                    target.row.id,
+                    who,
+                    reason,
+                    (acted.action, data),
+                    ("ok", &acted.said),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            println!("{}", acted.said);
+            Ok(acted.value)
+        }
+        Err(error) => {
+            tx.rollback().await?;
+            let refused = matches!(
+                error,
+                engine::EngineError::Transition(_) | engine::EngineError::RunEnded(..)
+            );
+            let error = explain(error, target);
+            if refused && let Some(marketplace_id) = target.row.marketplace_id {
+                audit(
+                    conn,
+                    marketplace_id,
+                    target.row.id,
+                    who,
+                    reason,
+                    (action, data),
+                    ("refused", &format!("{error:#}")),
+                )
+                .await?;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Appends an audit entry of the command line.
+async fn audit(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    run: Uuid,
+    who: &engine::Actor,
+    reason: &str,
+    (action, data): (&str, Option<Value>),
+    (result, detail): (&str, &str),
+) -> anyhow::Result<()> {
+    store::admin::append_audit(
+        conn,
+        &store::admin::NewAuditEntry {
+            marketplace_id,
+            token_id: None,
+            actor: Some(&who.id),
+            role: "operator",
+            channel: "cli",
+            action,
+            target_kind: "run",
+            target_id: Some(run),
+            reason: Some(reason),
+            result,
+            detail: Some(detail),
+            data,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs one `runs` command; `actor` names who acts, for the history and the audit log;
+/// `development` says the database is `make run`'s (whose marketplace `list` may default to).
 pub async fn run(
     command: RunCommands,
     conn: &mut PgConnection,
     actor: impl Fn(Option<&str>) -> engine::Actor,
+    development: bool,
 ) -> anyhow::Result<()> {
     match command {
-        RunCommands::List(args) => list(conn, args).await,
+        RunCommands::List(args) => list(conn, args, development).await,
         RunCommands::Show {
             run,
             marketplace,
             json,
         } => show(conn, run, marketplace, json).await,
         RunCommands::Retry { run, action } => {
+            let why = reason(&action)?;
             let target = target(conn, run, action.marketplace).await?;
             let who = actor(action.actor.as_deref());
-            let status = engine::ops::retry_now(conn, run.into(), &who, &action.reason)
-                .await
-                .map_err(|error| explain(error, &target))?;
-            println!(
-                "run {run} is {status}: its step {} runs again now",
-                target.row.step_name
-            );
+            let step = &target.row.step_name;
+            audited(conn, &target, &who, &why, ("retry_now", None), async |tx| {
+                match engine::ops::retry_now(tx, run.into(), &who, &why).await {
+                    Ok(status) => Ok(Acted::new(
+                        status,
+                        "retry_now",
+                        format!("run {run} is {status}: its step {step} runs again now"),
+                    )),
+                    // A paused run is retried by resuming it, which is what an operator who asks
+                    // for a retry means: its step runs again now, with a fresh retry budget.
+                    Err(engine::EngineError::Transition(refused))
+                        if refused.status == RunStatus::Paused =>
+                    {
+                        let status = engine::ops::resume(tx, run.into(), &who, &why).await?;
+                        Ok(Acted {
+                            data: Some(json!({ "asked": "retry" })),
+                            ..Acted::new(
+                                status,
+                                "resume",
+                                format!(
+                                    "run {run} was paused, so it is resumed (as `runs resume` \
+                                     does): it is {status} and its step {step} runs again now"
+                                ),
+                            )
+                        })
+                    }
+                    Err(error) => Err(error),
+                }
+            })
+            .await?;
             Ok(())
         }
         RunCommands::Resume { run, from, action } => {
+            let why = reason(&action)?;
             let target = target(conn, run, action.marketplace).await?;
             let who = actor(action.actor.as_deref());
             match from {
                 Some(step) => {
-                    let status =
-                        engine::ops::resume_from(conn, run.into(), &step, &who, &action.reason)
-                            .await
-                            .map_err(|error| explain(error, &target))?;
-                    println!("run {run} is {status}: it runs again from step {step}");
+                    let data = Some(json!({ "step": step }));
+                    audited(
+                        conn,
+                        &target,
+                        &who,
+                        &why,
+                        ("resume_from", data),
+                        async |tx| {
+                            let status =
+                                engine::ops::resume_from(tx, run.into(), &step, &who, &why).await?;
+                            Ok(Acted::new(
+                                status,
+                                "resume_from",
+                                format!("run {run} is {status}: it runs again from step {step}"),
+                            ))
+                        },
+                    )
+                    .await?;
                 }
                 None => {
-                    let status = engine::ops::resume(conn, run.into(), &who, &action.reason)
-                        .await
-                        .map_err(|error| {
-                            // A failed run cannot be resumed as it stands, but it can be run
-                            // again from a step: say how, not only that it has ended.
-                            let failed = target.row.status == RunStatus::Failed.as_str();
-                            let error = explain(error, &target);
-                            if failed {
-                                anyhow!(
-                                    "{error:#}; to run it again use --from STEP (its step was \
-                                     {}), or `vendorflow runs retry`",
-                                    target.row.step_name
-                                )
-                            } else {
-                                error
-                            }
-                        })?;
-                    if status == RunStatus::Running {
-                        println!("run {run}: the pause requested is withdrawn; it keeps running");
-                    } else {
-                        println!(
-                            "run {run} is {status}: it continues at step {}",
-                            target.row.step_name
-                        );
-                    }
+                    let step = &target.row.step_name;
+                    audited(conn, &target, &who, &why, ("resume", None), async |tx| {
+                        let status = engine::ops::resume(tx, run.into(), &who, &why).await?;
+                        let said = if status == RunStatus::Running {
+                            format!("run {run}: the pause requested is withdrawn; it keeps running")
+                        } else {
+                            format!("run {run} is {status}: it continues at step {step}")
+                        };
+                        Ok(Acted::new(status, "resume", said))
+                    })
+                    .await?;
                 }
             }
             Ok(())
         }
         RunCommands::Cancel { run, action } => {
+            let why = reason(&action)?;
             let target = target(conn, run, action.marketplace).await?;
             let who = actor(action.actor.as_deref());
-            let status = engine::ops::cancel(conn, run.into(), &who, &action.reason)
-                .await
-                .map_err(|error| explain(error, &target))?;
-            match status {
-                RunStatus::Running => println!(
-                    "run {run}: a worker is executing step {}; it is cancelled once that step's \
-                     outcome is recorded",
-                    target.row.step_name
-                ),
-                RunStatus::Pending => println!(
-                    "run {run}: the outcome of step {}'s last attempt is unknown; it is \
-                     reconciled first (what the provider did is kept), then the run is cancelled",
-                    target.row.step_name
-                ),
-                _ => println!("run {run} is {status}"),
-            }
+            let step = &target.row.step_name;
+            audited(conn, &target, &who, &why, ("cancel", None), async |tx| {
+                let status = engine::ops::cancel(tx, run.into(), &who, &why).await?;
+                let said = match status {
+                    RunStatus::Running => format!(
+                        "run {run}: a worker is executing step {step}; it is cancelled once that \
+                         step's outcome is recorded"
+                    ),
+                    RunStatus::Pending => format!(
+                        "run {run}: the outcome of step {step}'s last attempt is unknown; it is \
+                         reconciled first (what the provider did is kept), then the run is \
+                         cancelled"
+                    ),
+                    _ => format!("run {run} is {status}"),
+                };
+                Ok(Acted::new(status, "cancel", said))
+            })
+            .await?;
             Ok(())
         }
         RunCommands::Pause { run, action } => {
+            let why = reason(&action)?;
             let target = target(conn, run, action.marketplace).await?;
             let who = actor(action.actor.as_deref());
-            let status = engine::ops::pause(conn, run.into(), &who, &action.reason)
-                .await
-                .map_err(|error| explain(error, &target))?;
-            if status == RunStatus::Running {
-                println!(
-                    "run {run}: a worker is executing step {}; it pauses when that step ends",
-                    target.row.step_name
-                );
-            } else {
-                println!("run {run} is {status}");
-            }
+            let step = &target.row.step_name;
+            audited(conn, &target, &who, &why, ("pause", None), async |tx| {
+                let status = engine::ops::pause(tx, run.into(), &who, &why).await?;
+                let said = if status == RunStatus::Running {
+                    format!(
+                        "run {run}: a worker is executing step {step}; it pauses when that step \
+                         ends"
+                    )
+                } else {
+                    format!("run {run} is {status}")
+                };
+                Ok(Acted::new(status, "pause", said))
+            })
+            .await?;
             Ok(())
         }
         RunCommands::Signal {
@@ -299,22 +467,72 @@ pub async fn run(
                     )
                 })?,
             };
+            let why = reason(&action)?;
             let target = target(conn, run, action.marketplace).await?;
             let who = actor(action.actor.as_deref());
-            let outcome =
-                engine::ops::signal(conn, run.into(), &name, payload, &who, &action.reason)
-                    .await
-                    .map_err(|error| explain(error, &target))?;
-            match outcome {
-                engine::ops::SignalOutcome::Woken => {
-                    println!("signal {name} delivered: run {run} was waiting for it and is due now")
-                }
-                engine::ops::SignalOutcome::Stored => println!(
-                    "signal {name} stored: run {run} is not at its wait yet and will take it \
-                     when it gets there"
-                ),
-            }
+            // The payload is not copied into the audit log: the run's history keeps it, redacted.
+            let data = Some(json!({ "signal": name }));
+            audited(conn, &target, &who, &why, ("signal", data), async |tx| {
+                let outcome =
+                    engine::ops::signal(tx, run.into(), &name, payload, &who, &why).await?;
+                let said = match outcome {
+                    engine::ops::SignalOutcome::Woken => format!(
+                        "signal {name} delivered: run {run} was waiting for it and is due now"
+                    ),
+                    engine::ops::SignalOutcome::Stored => {
+                        // Where the run stands now, under the lock the signal took.
+                        let now = store::runs::get(tx, run)
+                            .await?
+                            .ok_or(engine::EngineError::RunNotFound(run.into()))?;
+                        stored_signal(&name, &now, target.definition.as_ref())
+                    }
+                };
+                Ok(Acted::new(outcome, "signal", said))
+            })
+            .await?;
             Ok(())
+        }
+    }
+}
+
+/// What became of a signal the run was not waiting for, truthfully: when it will be consumed,
+/// or that nothing will consume it as the run stands.
+fn stored_signal(name: &str, run: &RunRow, definition: Option<&WorkflowDefinition>) -> String {
+    let id = run.id;
+    let wait = definition.and_then(|d| {
+        d.steps
+            .iter()
+            .position(|step| matches!(&step.kind, StepKind::Wait(w) if w.signal == name))
+            .map(|index| (index, d.steps[index].name.as_str()))
+    });
+    let current = usize::try_from(run.step_index).unwrap_or(0);
+    let step = &run.step_name;
+    let resume = format!("vendorflow runs resume {id} --reason '<why>'");
+    match wait {
+        Some((index, wait)) if current > index => format!(
+            "signal {name} stored, but nothing will consume it: run {id} is past its wait \
+             {wait} (at step {step}); only a run resumed from {wait} or earlier takes it"
+        ),
+        Some((index, wait)) if run.status == RunStatus::Paused && current == index => format!(
+            "signal {name} stored: run {id} is paused at its wait {wait} and consumes the signal \
+             as soon as it is resumed: {resume}"
+        ),
+        Some((_, wait)) if run.status == RunStatus::Paused => format!(
+            "signal {name} stored: run {id} is paused at step {step}, before its wait {wait}; \
+             once resumed ({resume}) it consumes the signal when it gets there"
+        ),
+        Some((index, wait)) if current == index => format!(
+            "signal {name} stored: run {id} is {} at its wait {wait} and consumes the signal \
+             when it next looks, which is due now or when its step ends",
+            run.status
+        ),
+        Some((_, wait)) => format!(
+            "signal {name} stored: run {id} is {} at step {step}, before its wait {wait}, and \
+             consumes the signal when it gets there",
+            run.status
+        ),
+        None => {
+            format!("signal {name} stored: run {id} consumes it when it reaches the wait for it")
         }
     }
 }
@@ -334,10 +552,15 @@ async fn target(
     let row = match marketplace {
         Some(marketplace) => store::run_queries::find(conn, marketplace, run)
             .await?
-            .ok_or_else(|| anyhow!("RUN_ID: no run {run} in marketplace {marketplace}"))?,
-        None => store::runs::get(conn, run)
-            .await?
-            .ok_or_else(|| anyhow!("RUN_ID: no run {run}"))?,
+            .ok_or_else(|| {
+                anyhow!(
+                    "RUN_ID: no run {run} in marketplace {marketplace} (`vendorflow runs list \
+                     --marketplace {marketplace}` shows its runs)"
+                )
+            })?,
+        None => store::runs::get(conn, run).await?.ok_or_else(|| {
+            anyhow!("RUN_ID: no run {run} (`vendorflow runs list` shows the runs)")
+        })?,
     };
     let definition = pinned_definition(conn, &row).await?;
     Ok(Target { row, definition })
@@ -359,10 +582,19 @@ fn explain(error: engine::EngineError, target: &Target) -> anyhow::Error {
     let id = target.row.id;
     match error {
         EngineError::RunNotFound(_) => anyhow!("RUN_ID: no run {id}"),
-        EngineError::ReasonRequired => {
-            anyhow!("--reason: a reason is required; it is recorded in the run's history")
+        EngineError::ReasonRequired => anyhow!(
+            "--reason: a reason is required; it is recorded in the run's history and the audit log"
+        ),
+        EngineError::Transition(refused) => {
+            // Say what applies instead, as a command that works on the run as it stands.
+            let instead = next_steps(&target.row, target.definition.as_ref())
+                .into_iter()
+                .find_map(|hint| hint.command);
+            match instead {
+                Some(command) => anyhow!("run {id}: {refused}; what applies now: {command}"),
+                None => anyhow!("run {id}: {refused}"),
+            }
         }
-        EngineError::Transition(refused) => anyhow!("run {id}: {refused}"),
         EngineError::UnknownStep { workflow, step } => {
             let steps = target
                 .definition
@@ -408,14 +640,35 @@ fn join<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
         .join(", ")
 }
 
+/// The vendor `--vendor` names in the marketplace: by its id, else by its external id.
+async fn vendor(conn: &mut PgConnection, marketplace: Uuid, text: &str) -> anyhow::Result<Uuid> {
+    let text = text.trim();
+    if let Ok(id) = Uuid::try_parse(text)
+        && let Some(vendor) = store::vendors::find(conn, marketplace, id).await?
+    {
+        return Ok(vendor.id);
+    }
+    match store::vendors::find_by_external_id(conn, marketplace, text).await? {
+        Some(vendor) => Ok(vendor.id),
+        None => Err(anyhow!(
+            "--vendor: marketplace {marketplace} has no vendor with the id or external id \
+             `{text}`"
+        )),
+    }
+}
+
 /// `runs list`.
-async fn list(conn: &mut PgConnection, args: ListArgs) -> anyhow::Result<()> {
-    let marketplace = super::marketplace(conn, args.marketplace).await?;
+async fn list(conn: &mut PgConnection, args: ListArgs, development: bool) -> anyhow::Result<()> {
+    let marketplace = super::marketplace(conn, args.marketplace, development).await?;
+    let subject_id = match &args.vendor {
+        Some(text) => Some(vendor(conn, marketplace, text).await?),
+        None => None,
+    };
     let filter = RunFilter {
         workflow: args.workflow,
         status: args.status,
         step: args.step,
-        subject_id: args.vendor,
+        subject_id,
         stuck_minutes: args.stuck_minutes,
         ..RunFilter::default()
     };
@@ -558,6 +811,20 @@ async fn show(
     let run = &target.row;
     let attempts = store::attempts::list_for_run(conn, id).await?;
     let history = store::history::list_for_run(conn, id).await?;
+    // Tokens that acted (`token:<uuid>`) are shown by their names, as the dashboard shows them.
+    let token_ids: Vec<Uuid> = history
+        .iter()
+        .filter_map(|event| store::tokens::token_of_actor(&event.actor_id))
+        .collect();
+    let names: std::collections::HashMap<String, String> = store::tokens::names(conn, &token_ids)
+        .await?
+        .into_iter()
+        .map(|(id, name)| (format!("token:{id}"), name))
+        .collect();
+    let actor = |event: &HistoryRow| {
+        let who = names.get(&event.actor_id).unwrap_or(&event.actor_id);
+        format!("{}:{who}", event.actor_kind)
+    };
     let steps = timeline(run, target.definition.as_ref(), &attempts, &history);
     let hints = next_steps(run, target.definition.as_ref());
 
@@ -572,6 +839,7 @@ async fn show(
                 "step": event.step_name,
                 "attempt": event.attempt,
                 "actor": format!("{}:{}", event.actor_kind, event.actor_id),
+                "actor_name": names.get(&event.actor_id),
                 "reason": event.reason,
                 "data": event.data,
             })).collect::<Vec<_>>(),
@@ -669,7 +937,7 @@ async fn show(
             time(event.at),
             event.kind.clone(),
             event.step_name.clone().unwrap_or_default(),
-            format!("{}:{}", event.actor_kind, event.actor_id),
+            actor(event),
             truncate(&details, 90),
         ]);
     }

@@ -31,6 +31,28 @@ impl Server {
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.0.try_wait().expect("the server's status")
     }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Interrupts the process as Ctrl-C would (SIGINT) and waits, at most `bound`, for it to
+    /// end; returns its exit status.
+    pub async fn interrupt(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -INT {}", self.id());
+        let mut poll = Poll::every(Duration::from_millis(50), bound);
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            poll.tick("the process ends after Ctrl-C").await;
+        }
+    }
 }
 
 impl Drop for Server {

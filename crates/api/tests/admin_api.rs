@@ -90,6 +90,7 @@ async fn an_operator_resumes_a_paused_run_and_history_and_audit_say_who_and_why(
     assert_eq!(status, StatusCode::OK);
     assert_eq!(detail["audit"][0]["action"], "resume");
     assert_eq!(detail["audit"][0]["channel"], "api");
+    assert_eq!(detail["audit"][0]["actor"], "dana");
     assert_eq!(detail["audit"][0]["id"], body["audit_id"]);
     let event = detail["history"]
         .as_array()

@@ -292,7 +292,11 @@ async fn an_operator_signs_in_filters_runs_and_resumes_a_paused_run_in_chromium(
     browser.goto(&format!("{base}/admin/runs")).await;
     browser.wait_for_url("/admin/login").await;
     browser.sign_in(base, &h.a.operator).await;
-    assert!(browser.text("#whoami").await.contains("operator"));
+    let whoami = browser.text("#whoami").await;
+    assert!(
+        whoami.contains("operator") && whoami.contains("dana"),
+        "{whoami}"
+    );
     assert_eq!(browser.text("#count-all").await, "8");
     assert_eq!(browser.text("#count-paused").await, "3");
     assert_eq!(browser.text("#count-waiting").await, "1");
@@ -380,8 +384,13 @@ async fn an_operator_signs_in_filters_runs_and_resumes_a_paused_run_in_chromium(
         "{audit}"
     );
     assert!(
-        audit.contains("operator") && audit.contains("dashboard"),
+        audit.contains("dana (operator)") && audit.contains("dashboard"),
         "{audit}"
+    );
+    // The history names the operator too, not a token id.
+    assert!(
+        last_event[1].as_str().unwrap().contains("dana"),
+        "{last_event}"
     );
     assert_eq!(h.status(paused).await, "pending");
 

@@ -19,10 +19,15 @@ use crate::provider_records::{DocumentRecord, PaymentRecord};
 #[derive(Debug, Clone)]
 pub struct NewAuditEntry<'a> {
     pub marketplace_id: Uuid,
-    pub token_id: Uuid,
+    /// The token the operator acted with (the dashboard and the admin API); `None` at the
+    /// command line.
+    pub token_id: Option<Uuid>,
+    /// Who acted, by name: required at the command line; for a token, `None` records the
+    /// token's name.
+    pub actor: Option<&'a str>,
     /// `viewer` or `operator`.
     pub role: &'a str,
-    /// `dashboard` or `api`.
+    /// `dashboard`, `api` or `cli`.
     pub channel: &'a str,
     /// What was done, e.g. `resume`, `retry_now`, `supply_api_keys`, `replay_delivery`.
     pub action: &'a str,
@@ -42,7 +47,11 @@ pub struct NewAuditEntry<'a> {
 pub struct AuditRow {
     pub id: i64,
     pub at: DateTime<Utc>,
-    pub token_id: Uuid,
+    /// The token acted with; `None` for the command line.
+    pub token_id: Option<Uuid>,
+    /// Who acted, by name (the token's name, or the command line's actor); `None` only for an
+    /// unnamed token.
+    pub actor: Option<String>,
     pub role: String,
     pub channel: String,
     pub action: String,
@@ -54,16 +63,19 @@ pub struct AuditRow {
     pub data: Option<Value>,
 }
 
-/// Appends an audit entry and returns its id.
+/// Appends an audit entry and returns its id. An entry made with a token and no `actor` records
+/// the token's name as it is now, so the log keeps saying who acted.
 pub async fn append_audit(
     conn: &mut PgConnection,
     entry: &NewAuditEntry<'_>,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO vendorflow.admin_audit
-            (marketplace_id, token_id, role, channel, action, target_kind, target_id, reason,
-             result, detail, data)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            (marketplace_id, token_id, actor, role, channel, action, target_kind, target_id,
+             reason, result, detail, data)
+         VALUES ($1, $2,
+                 COALESCE($12, (SELECT NULLIF(name, '') FROM vendorflow.api_tokens WHERE id = $2)),
+                 $3, $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING id",
     )
     .bind(entry.marketplace_id)
@@ -77,6 +89,7 @@ pub async fn append_audit(
     .bind(entry.result)
     .bind(entry.detail)
     .bind(&entry.data)
+    .bind(entry.actor)
     .fetch_one(&mut *conn)
     .await
 }
@@ -90,7 +103,8 @@ pub struct AuditFilter {
     pub action: Option<String>,
 }
 
-/// A marketplace's audit entries, newest first, at most `limit`, older than entry `before`.
+/// A marketplace's audit entries, newest first, at most `limit`, older than entry `before`. An
+/// entry written before actors were recorded names its token's current name.
 pub async fn list_audit(
     conn: &mut PgConnection,
     marketplace_id: Uuid,
@@ -99,14 +113,16 @@ pub async fn list_audit(
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, at, token_id, role, channel, action, target_kind, target_id, reason, result,
-                detail, data
-         FROM vendorflow.admin_audit
-         WHERE marketplace_id = $1
-           AND ($2::uuid IS NULL OR target_id = $2)
-           AND ($3::text IS NULL OR action = $3)
-           AND ($4::bigint IS NULL OR id < $4)
-         ORDER BY id DESC
+        "SELECT a.id, a.at, a.token_id, COALESCE(a.actor, NULLIF(t.name, '')) AS actor, a.role,
+                a.channel, a.action, a.target_kind, a.target_id, a.reason, a.result, a.detail,
+                a.data
+         FROM vendorflow.admin_audit a
+         LEFT JOIN vendorflow.api_tokens t ON t.id = a.token_id
+         WHERE a.marketplace_id = $1
+           AND ($2::uuid IS NULL OR a.target_id = $2)
+           AND ($3::text IS NULL OR a.action = $3)
+           AND ($4::bigint IS NULL OR a.id < $4)
+         ORDER BY a.id DESC
          LIMIT $5",
     )
     .bind(marketplace_id)
@@ -138,6 +154,8 @@ pub struct NewSession<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
     pub token_id: Uuid,
+    /// The token's name (empty when it has none).
+    pub token_name: String,
     pub marketplace_id: Uuid,
     pub role: String,
     pub csrf_token: String,
@@ -171,7 +189,8 @@ pub async fn find_session(
     id_hash: &[u8],
 ) -> Result<Option<SessionRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT s.token_id, s.marketplace_id, s.role, s.csrf_token, s.expires_at
+        "SELECT s.token_id, t.name AS token_name, s.marketplace_id, s.role, s.csrf_token,
+                s.expires_at
          FROM vendorflow.admin_sessions s
          JOIN vendorflow.api_tokens t ON t.id = s.token_id
          WHERE s.id_hash = $1 AND s.expires_at > now() AND t.revoked_at IS NULL",
@@ -336,4 +355,95 @@ pub async fn delivery_backlog(
     .bind(marketplace_id)
     .fetch_all(&mut *conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{marketplaces, tokens};
+
+    fn entry<'a>(marketplace_id: Uuid, channel: &'a str) -> NewAuditEntry<'a> {
+        NewAuditEntry {
+            marketplace_id,
+            token_id: None,
+            actor: None,
+            role: "operator",
+            channel,
+            action: "resume",
+            target_kind: "run",
+            target_id: Some(Uuid::now_v7()),
+            reason: Some("keys entered"),
+            result: "ok",
+            detail: Some("the run is now pending"),
+            data: None,
+        }
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn every_entry_names_who_acted_a_token_by_its_name_the_command_line_by_its_actor(
+        pool: sqlx::PgPool,
+    ) {
+        let mut conn = pool.acquire().await.unwrap();
+        let market = marketplaces::insert(&mut conn, "m").await.unwrap();
+        let dana = tokens::create(&mut conn, market.id, tokens::Role::Operator, "dana")
+            .await
+            .unwrap();
+        let unnamed = tokens::create(&mut conn, market.id, tokens::Role::Operator, "")
+            .await
+            .unwrap();
+
+        let by_token = NewAuditEntry {
+            token_id: Some(dana.id),
+            ..entry(market.id, "dashboard")
+        };
+        append_audit(&mut conn, &by_token).await.unwrap();
+        let by_unnamed = NewAuditEntry {
+            token_id: Some(unnamed.id),
+            ..entry(market.id, "api")
+        };
+        append_audit(&mut conn, &by_unnamed).await.unwrap();
+        let at_the_cli = NewAuditEntry {
+            actor: Some("avi"),
+            ..entry(market.id, "cli")
+        };
+        append_audit(&mut conn, &at_the_cli).await.unwrap();
+
+        let rows = list_audit(&mut conn, market.id, &AuditFilter::default(), None, 10)
+            .await
+            .unwrap();
+        let who: Vec<(Option<&str>, Option<Uuid>, &str)> = rows
+            .iter()
+            .map(|row| (row.actor.as_deref(), row.token_id, row.channel.as_str()))
+            .collect();
+        assert_eq!(
+            who,
+            vec![
+                (Some("avi"), None, "cli"),
+                (None, Some(unnamed.id), "api"),
+                (Some("dana"), Some(dana.id), "dashboard"),
+            ]
+        );
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn the_database_refuses_an_entry_that_does_not_say_who_acted(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        let market = marketplaces::insert(&mut conn, "m").await.unwrap();
+        // The command line without an actor, and a dashboard entry without a token.
+        assert!(
+            append_audit(&mut conn, &entry(market.id, "cli"))
+                .await
+                .is_err()
+        );
+        let blank = NewAuditEntry {
+            actor: Some("  "),
+            ..entry(market.id, "cli")
+        };
+        assert!(append_audit(&mut conn, &blank).await.is_err());
+        assert!(
+            append_audit(&mut conn, &entry(market.id, "dashboard"))
+                .await
+                .is_err()
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! API tokens: bearer tokens per marketplace and role, stored as SHA-256 hashes.
 //!
-//! A token is shown once, when created. Only its hash and a short prefix are stored, so a
-//! database leak does not leak usable tokens. Tokens are high-entropy random strings, so a plain
+//! A token is shown once, when created. Only its hash, a short prefix and its name (whom it was
+//! made for, shown wherever it acts) are stored, so a database leak does not leak usable tokens. Tokens are high-entropy random strings, so a plain
 //! (unsalted) SHA-256 is enough: there is nothing to brute-force.
 
 use rand::RngExt;
@@ -71,25 +71,25 @@ fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Creates a token for `marketplace_id` with `role` and returns its clear text once.
+/// Creates a token named `name` for `marketplace_id` with `role` and returns its clear text once.
 pub async fn create(
     conn: &mut PgConnection,
     marketplace_id: Uuid,
     role: Role,
-    label: &str,
+    name: &str,
 ) -> Result<CreatedToken, StoreError> {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
     let token = format!("{TOKEN_PREFIX}{}_{}", role.as_str(), hex::encode(bytes));
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO vendorflow.api_tokens (id, marketplace_id, role, label, token_hash, token_prefix)
+        "INSERT INTO vendorflow.api_tokens (id, marketplace_id, role, name, token_hash, token_prefix)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(marketplace_id)
     .bind(role.as_str())
-    .bind(label)
+    .bind(name)
     .bind(hash_token(&token))
     .bind(&token[..TOKEN_PREFIX.len() + role.as_str().len() + 5])
     .execute(conn)
@@ -131,4 +131,102 @@ pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<bool, StoreErro
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Revokes every live token of `marketplace_id` named `name`; returns how many were revoked.
+pub async fn revoke_named(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    name: &str,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "UPDATE vendorflow.api_tokens SET revoked_at = now()
+         WHERE marketplace_id = $1 AND name = $2 AND revoked_at IS NULL",
+    )
+    .bind(marketplace_id)
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// The names of the tokens among `ids` that have one (revoked tokens included: what a token did
+/// stays attributed to it).
+pub async fn names(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    let rows = sqlx::query_as(
+        "SELECT id, name FROM vendorflow.api_tokens WHERE id = ANY($1) AND name <> ''",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
+/// The token named by a run history actor id of the form `token:<uuid>` (how the API and the
+/// dashboard record who acted), if it is one.
+pub fn token_of_actor(actor_id: &str) -> Option<Uuid> {
+    actor_id
+        .strip_prefix("token:")
+        .and_then(|id| Uuid::try_parse(id).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::marketplaces;
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn tokens_are_known_by_name_and_revoked_by_name_within_their_marketplace(
+        pool: sqlx::PgPool,
+    ) {
+        let mut conn = pool.acquire().await.unwrap();
+        let market = marketplaces::insert(&mut conn, "m").await.unwrap();
+        let other = marketplaces::insert(&mut conn, "o").await.unwrap();
+        let old = create(&mut conn, market.id, Role::Backend, "dev")
+            .await
+            .unwrap();
+        let older = create(&mut conn, market.id, Role::Operator, "dev")
+            .await
+            .unwrap();
+        let kept = create(&mut conn, market.id, Role::Operator, "dana")
+            .await
+            .unwrap();
+        let elsewhere = create(&mut conn, other.id, Role::Operator, "dev")
+            .await
+            .unwrap();
+
+        let mut named = names(&mut conn, &[old.id, kept.id, Uuid::now_v7()])
+            .await
+            .unwrap();
+        named.sort();
+        let mut expected = vec![(old.id, "dev".to_owned()), (kept.id, "dana".to_owned())];
+        expected.sort();
+        assert_eq!(named, expected);
+
+        assert_eq!(revoke_named(&mut conn, market.id, "dev").await.unwrap(), 2);
+        for (token, live) in [
+            (&old.token, false),
+            (&older.token, false),
+            (&kept.token, true),
+            (&elsewhere.token, true),
+        ] {
+            assert_eq!(
+                authenticate(&mut conn, token).await.unwrap().is_some(),
+                live
+            );
+        }
+        // A revoked token keeps its name: what it did stays attributed to it.
+        assert_eq!(names(&mut conn, &[old.id]).await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_history_actor_names_a_token_only_in_the_token_form() {
+        let id = Uuid::now_v7();
+        assert_eq!(token_of_actor(&format!("token:{id}")), Some(id));
+        assert_eq!(token_of_actor("dana"), None);
+        assert_eq!(token_of_actor("token:nope"), None);
+    }
 }

@@ -232,7 +232,8 @@ async fn append(
         conn,
         &NewAuditEntry {
             marketplace_id: who.marketplace_id,
-            token_id: who.token_id,
+            token_id: Some(who.token_id),
+            actor: None,
             role: who.role.as_str(),
             channel: who.channel.as_str(),
             action: audit.action,

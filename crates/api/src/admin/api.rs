@@ -208,9 +208,12 @@ pub(crate) struct AdminAttempt {
 pub(crate) struct AdminAuditEntry {
     id: i64,
     at: DateTime<Utc>,
-    token_id: Uuid,
+    /// The token acted with; null for an action taken at the command line.
+    token_id: Option<Uuid>,
+    /// Who acted, by name: the token's name, or the command line's actor.
+    actor: Option<String>,
     role: String,
-    /// `dashboard` or `api`.
+    /// `dashboard`, `api` or `cli`.
     channel: String,
     action: String,
     target_kind: String,
@@ -228,6 +231,7 @@ impl From<AuditRow> for AdminAuditEntry {
             id: row.id,
             at: row.at,
             token_id: row.token_id,
+            actor: row.actor,
             role: row.role,
             channel: row.channel,
             action: row.action,

@@ -25,6 +25,19 @@ fn target(row: &AuditRow) -> Markup {
     }
 }
 
+/// Who acted: their name (the token's, or the command line's actor) and role, with the token's
+/// id on hover; an unnamed token by a fragment of its id.
+fn who(row: &AuditRow) -> Markup {
+    match (&row.actor, row.token_id) {
+        (Some(actor), Some(token)) => {
+            html! { span.bidi title=(token) { (actor) } " (" (row.role) ")" }
+        }
+        (Some(actor), None) => html! { span.bidi { (actor) } " (" (row.role) ")" },
+        (None, Some(token)) => html! { (row.role) " " (short(token)) },
+        (None, None) => html! { (row.role) },
+    }
+}
+
 /// Audit entries as a table.
 pub(crate) fn audit_table(l: Lang, rows: &[AuditRow]) -> Markup {
     html! {
@@ -38,7 +51,7 @@ pub(crate) fn audit_table(l: Lang, rows: &[AuditRow]) -> Markup {
                     @for row in rows {
                         tr data-action=(row.action) data-result=(row.result) {
                             td { (time(row.at)) }
-                            td.small { (row.role) " " (short(row.token_id)) }
+                            td.small.who { (who(row)) }
                             td.small { (row.channel) }
                             td.mono { (row.action) }
                             td.small { (target(row)) }

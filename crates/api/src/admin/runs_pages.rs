@@ -56,6 +56,32 @@ async fn vendor_labels(
         .collect())
 }
 
+/// The names of the tokens that acted in a run's history (`token:<uuid>` actors), by actor id.
+async fn actor_names(
+    conn: &mut sqlx::PgConnection,
+    history: &[store::history::HistoryRow],
+) -> Result<HashMap<String, String>, store::StoreError> {
+    let mut ids: Vec<Uuid> = history
+        .iter()
+        .filter_map(|event| store::tokens::token_of_actor(&event.actor_id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(store::tokens::names(conn, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, name)| (format!("token:{id}"), name))
+        .collect())
+}
+
+/// A history actor: a token's name (its id on hover), or the actor id as recorded.
+fn actor_cell(names: &HashMap<String, String>, actor_id: &str) -> Markup {
+    match names.get(actor_id) {
+        Some(name) => html! { span.bidi title=(actor_id) { (name) } },
+        None => html! { (actor_id) },
+    }
+}
+
 fn vendor_cell(labels: &HashMap<Uuid, (String, String)>, vendor: Option<Uuid>) -> Markup {
     match vendor {
         None => html! { span.muted { "—" } },
@@ -466,6 +492,7 @@ pub(crate) async fn detail(
         std::slice::from_ref(&run),
     )
     .await?;
+    let actors = actor_names(&mut conn, &history).await?;
     drop(conn);
     let done = params
         .get("done")
@@ -520,7 +547,7 @@ pub(crate) async fn detail(
                         td { (time(event.at)) }
                         td.mono { (event.kind) @if let Some(attempt) = event.attempt { " #" (attempt) } }
                         td.mono { (event.step_name.clone().unwrap_or_default()) }
-                        td.small { (event.actor_kind) ":" (event.actor_id) }
+                        td.small { (event.actor_kind) ":" (actor_cell(&actors, &event.actor_id)) }
                         td.bidi { (event.reason.clone().unwrap_or_default()) }
                     }
                 }

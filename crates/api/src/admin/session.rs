@@ -37,6 +37,8 @@ const SESSION_SECONDS: i64 = 12 * 60 * 60;
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     pub(crate) token_id: Uuid,
+    /// The token's name (empty when it has none), shown as who is signed in.
+    pub(crate) token_name: String,
     pub(crate) marketplace_id: Uuid,
     pub(crate) role: Role,
     /// The synchronizer token every form of this session carries.
@@ -132,6 +134,7 @@ impl FromRequestParts<AppState> for Session {
         let role = Role::parse(&row.role).ok_or(PageError::SignIn)?;
         Ok(Session {
             token_id: row.token_id,
+            token_name: row.token_name,
             marketplace_id: row.marketplace_id,
             role,
             csrf: row.csrf_token,

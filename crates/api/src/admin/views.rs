@@ -208,7 +208,9 @@ pub(crate) fn page(
                             span #whoami {
                                 (t(l, "Signed in as")) " "
                                 b { (t(l, session.role_label())) }
-                                " " (short(session.token_id))
+                                " "
+                                @if session.token_name.is_empty() { (short(session.token_id)) }
+                                @else { span.bidi title=(session.token_id) { (session.token_name) } }
                             }
                             form method="post" action="/admin/logout" {
                                 (csrf_field(session))

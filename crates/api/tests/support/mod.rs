@@ -45,10 +45,16 @@ pub async fn serve(router: axum::Router) -> String {
     base
 }
 
-/// A new API token of `market` with `role`, in clear.
+/// A new API token of `market` with `role`, in clear, named after a person for people's roles
+/// (`dana` the operator, `noa` the viewer) and `shop backend` for the backend.
 pub async fn token(pool: &PgPool, market: Uuid, role: Role) -> String {
     let mut conn = pool.acquire().await.unwrap();
-    store::tokens::create(&mut conn, market, role, "test")
+    let name = match role {
+        Role::Operator => "dana",
+        Role::Viewer => "noa",
+        Role::Backend => "shop backend",
+    };
+    store::tokens::create(&mut conn, market, role, name)
         .await
         .unwrap()
         .token
