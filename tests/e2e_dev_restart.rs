@@ -65,7 +65,8 @@ impl Dev {
             let mut sandbox_state = None;
             while let Some(line) = lines.recv().await {
                 if let Some(rest) = line.trim().strip_prefix("backend token:") {
-                    token = Some(rest.trim().to_owned());
+                    // `TOKEN   (`name`)`: the token is the first word.
+                    token = rest.split_whitespace().next().map(str::to_owned);
                 }
                 if let Some(rest) = line.trim().strip_prefix("sandbox state:") {
                     sandbox_state = Some(rest.trim().to_owned());
