@@ -38,7 +38,7 @@ need_postgres() {
     cat >&2 <<'MSG'
 PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql/*/bin.
 Install them, then run the command again:
-    Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y postgresql
+    Debian/Ubuntu:  make setup  (or: sudo apt-get update && sudo apt-get install -y postgresql)
     macOS:          brew install postgresql@16
 MSG
     exit 1
