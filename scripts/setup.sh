@@ -71,7 +71,8 @@ fi
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 
-missing="$(IFS=','; echo "${what[*]}" | sed 's/,/, /g')"
+missing="${what[0]}"
+for item in "${what[@]:1}"; do missing+=", $item"; done
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "setup: missing $missing." >&2
