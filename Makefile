@@ -3,12 +3,15 @@
 SHELL := /bin/bash
 
 PG := scripts/pg.sh
+SETUP := scripts/setup.sh
 # The local cluster's URL; an exported DATABASE_URL wins (e.g. a managed PostgreSQL).
 DATABASE_URL ?= $(shell $(PG) url)
 export DATABASE_URL
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt bench chaos chaos-short db/start db/stop db/reset db/url check-tools
+.PHONY: help setup setup/test run test lint fmt bench chaos chaos-short db/start db/stop db/reset db/url check-tools
+# Prerequisites run in order, even under -j: set-up before the cluster, one apt-get at a time.
+.NOTPARALLEL:
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z/_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -16,10 +19,16 @@ help: ## List the targets
 check-tools:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
-run: check-tools db/start ## Run the service with a local Postgres and the sandbox provider (no setup)
+setup: ## Install what make run lacks: PostgreSQL, CA certificates (apt-get; a no-op when present)
+	@$(SETUP) run
+
+setup/test: ## Install what make test lacks: the above, Chromium and chromedriver
+	@$(SETUP) test
+
+run: check-tools setup db/start ## Run the service with a local Postgres and the sandbox provider
 	$(CARGO) run --quiet -- dev
 
-test: check-tools db/start ## Run every test (starts the local Postgres if needed)
+test: check-tools setup/test db/start ## Run every test (starts the local Postgres if needed)
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
@@ -30,11 +39,11 @@ lint: check-tools ## cargo fmt --check and clippy with warnings denied
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: check-tools db/start ## Benchmark the engine against the local Postgres and print figures
+bench: check-tools setup db/start ## Benchmark the engine against the local Postgres and print figures
 	$(CARGO) run --release --quiet -- bench
 
 # The chaos proof runs a cluster of its own (under .data/chaos, on a free port), never the one above.
-chaos: check-tools ## Chaos proof: API, 3 workers, faulty sandbox, kills, a PostgreSQL restart; report (CHAOS_ARGS=--short)
+chaos: check-tools setup ## Chaos proof: API, 3 workers, faulty sandbox, kills, a PostgreSQL restart; report (CHAOS_ARGS=--short)
 	$(CARGO) run --release --quiet -- chaos $(CHAOS_ARGS)
 
 chaos-short: ## The chaos proof's short form: about two minutes after the build (CI runs it)

@@ -38,7 +38,7 @@ need_postgres() {
     cat >&2 <<'MSG'
 PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql/*/bin.
 Install them, then run the command again:
-    Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y postgresql
+    Debian/Ubuntu:  make setup  (or: sudo apt-get update && sudo apt-get install -y postgresql)
     macOS:          brew install postgresql@16
 MSG
     exit 1
@@ -70,9 +70,19 @@ start() {
   need_postgres
   mkdir -p "$(dirname "$DATA_DIR")"
   if [ "$(id -u)" = "0" ]; then
-    # The postgres user must be able to reach the data folder through the project's folders.
+    # The postgres user must be able to reach the data folder: every folder above it that it
+    # cannot pass through (a clone under /root, say) gets search permission for others (o+x,
+    # which lists nothing), from the top down, and is named.
     as_owner true
-    chmod o+x "$ROOT" "$(dirname "$DATA_DIR")" 2>/dev/null || true
+    local dir dirs=() parent
+    parent="$(cd "$(dirname "$DATA_DIR")" && pwd)"
+    while [ "$parent" != / ]; do dirs=("$parent" "${dirs[@]}"); parent="$(dirname "$parent")"; done
+    for dir in "${dirs[@]}"; do
+      if ! as_owner test -x "$dir"; then
+        chmod o+x "$dir"
+        echo "postgres: gave others search permission (o+x) on $dir, for the postgres user" >&2
+      fi
+    done
   fi
   if [ ! -f "$DATA_DIR/PG_VERSION" ]; then
     mkdir -p "$DATA_DIR"

@@ -870,6 +870,24 @@ async fn the_corporate_number_lookup_is_unsupported_outside_the_sandbox() {
     );
 }
 
+/// https goes through rustls (no OpenSSL): the client loads the system's CA store when built, and
+/// a server that answers a TLS handshake in plain HTTP is a retryable connect failure with
+/// nothing sent, like any other failed handshake.
+#[tokio::test]
+async fn https_runs_a_tls_handshake_and_a_failed_one_is_retryable_with_nothing_sent() {
+    let sandbox = sandbox::spawn(SandboxConfig::default()).await.unwrap();
+    let https = sandbox.base_url.replacen("http://", "https://", 1);
+    let err = client(&https)
+        .create_company(&marketplace(), &new_company(1))
+        .await
+        .unwrap_err();
+    let ProviderError::Retryable { reason, .. } = &err else {
+        panic!("expected a retryable connect failure, got {err:?}");
+    };
+    assert!(reason.starts_with("could not connect"), "{reason}");
+    assert!(sandbox.ledger().calls.is_empty(), "nothing was sent");
+}
+
 #[tokio::test]
 async fn unexpected_http_statuses_are_fatal_protocol_errors() {
     let sandbox = sandbox::spawn(SandboxConfig::default()).await.unwrap();

@@ -173,7 +173,8 @@ impl SumitClient {
             .user_agent(concat!("vendorflow/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::InvalidConfig {
-                reason: format!("cannot build the HTTP client: {e}"),
+                // The cause matters here: "no CA certificates were loaded from the system".
+                reason: format!("cannot build the HTTP client: {}", error_chain(&e)),
             })?;
         Ok(SumitClient {
             http,
