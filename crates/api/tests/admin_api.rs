@@ -128,6 +128,43 @@ async fn an_operator_resumes_a_paused_run_and_history_and_audit_say_who_and_why(
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn a_signal_sent_to_a_paused_run_says_it_waits_for_the_resume_and_is_consumed_after_it(
+    pool: PgPool,
+) {
+    let h = Harness::start(pool).await;
+    let (_, run) = h.paused_run(h.a.id, "seller-9").await;
+    let (status, body) = post(
+        &h,
+        &format!("/v1/admin/runs/{run}/signals/terminal_approved"),
+        &h.a.operator,
+        json!({"reason": "Upay approved the terminal by phone"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("paused") && detail.contains("resumed"),
+        "{body}"
+    );
+    assert_eq!(h.status(run).await, "paused");
+
+    let (status, body) = post(
+        &h,
+        &format!("/v1/admin/runs/{run}/resume"),
+        &h.a.operator,
+        json!({"reason": "keys checked"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    h.drive(run).await;
+    assert_eq!(
+        h.status(run).await,
+        "succeeded",
+        "the stored signal was consumed at the wait"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn an_action_without_a_reason_is_refused_with_422_naming_the_field_and_changes_nothing(
     pool: PgPool,
 ) {

@@ -384,7 +384,17 @@ async fn apply(
                     format!("signal `{name}` received: the run is due")
                 }
                 engine::ops::SignalOutcome::Stored => {
-                    format!("signal `{name}` kept until the run reaches its wait")
+                    let paused = store::runs::get(conn, run_id)
+                        .await?
+                        .is_some_and(|now| now.status == RunStatus::Paused);
+                    if paused {
+                        format!(
+                            "signal `{name}` kept: the run is paused; once it is resumed, the \
+                             signal is consumed at its wait"
+                        )
+                    } else {
+                        format!("signal `{name}` kept until the run reaches its wait")
+                    }
                 }
             });
         }
