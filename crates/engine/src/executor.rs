@@ -523,11 +523,8 @@ async fn send(
     let record_id = rec.batch.transitions.first().map(|t| t.record_id);
     match recorder.record(cur.run_id, rec.batch, rec.writes).await {
         RecordResult::Written(recorded) => {
-            report.records += 1;
-            cur.last_record = record_id.or(cur.last_record);
             cur.refused_record = None;
-            count_committed(cur, ended, retried);
-            count_stopped(cur, &recorded);
+            committed(cur, report, record_id, ended, retried, &recorded);
             Some(recorded)
         }
         RecordResult::LeaseLost => {
@@ -551,18 +548,24 @@ async fn send(
     }
 }
 
-/// Counts a run that an operator's cancel request ended with this record.
-fn count_stopped(cur: &Cursor, recorded: &store::runs::Recorded) {
-    if recorded.stopped_on_request && recorded.status == RunStatus::Cancelled.as_str() {
-        observability::run_finished(&cur.workflow_name, RunStatus::Cancelled);
-    }
-}
-
-/// Counts what a committed record did: the run's end, a retry's backoff. (Counted after the
-/// commit, so a record that fails or loses its lease counts nothing.)
-fn count_committed(cur: &Cursor, ended: Option<RunStatus>, retried: bool) {
+/// What follows a committed record (`record_id`): the cursor names it as the run's last, and
+/// what it did is counted — the run's end (also by an operator's cancel request taking effect),
+/// a retry's backoff. (Counted after the commit, so a record that fails or loses its lease
+/// counts nothing.)
+fn committed(
+    cur: &mut Cursor,
+    report: &mut DriveReport,
+    record_id: Option<Uuid>,
+    ended: Option<RunStatus>,
+    retried: bool,
+    recorded: &store::runs::Recorded,
+) {
+    report.records += 1;
+    cur.last_record = record_id.or(cur.last_record);
     if let Some(status) = ended {
         observability::run_finished(&cur.workflow_name, status);
+    } else if recorded.stopped_on_request && recorded.status == RunStatus::Cancelled {
+        observability::run_finished(&cur.workflow_name, RunStatus::Cancelled);
     }
     if retried {
         observability::step_retry(&cur.workflow_name, cur.step_name());
@@ -1627,10 +1630,7 @@ async fn finish_wait(
         write.apply(&mut tx).await?;
     }
     tx.commit().await?;
-    report.records += 1;
-    cur.last_record = record_id.or(cur.last_record);
-    count_committed(cur, rec.ended, rec.retried);
-    count_stopped(cur, &recorded);
+    committed(cur, report, record_id, rec.ended, rec.retried, &recorded);
     if continuing && !recorded.stopped_on_request {
         Ok(Flow::Continue)
     } else {

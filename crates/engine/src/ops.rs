@@ -45,10 +45,6 @@ macro_rules! or_rollback {
     };
 }
 
-fn status_of(row: &RunRow) -> RunStatus {
-    row.status
-}
-
 fn entry(
     run_id: Uuid,
     kind: HistoryKind,
@@ -178,7 +174,7 @@ pub async fn retry_now(
     require_reason(reason)?;
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
-    let before = status_of(&row);
+    let before = row.status;
     or_rollback!(
         tx,
         operation_effect(before, row.flags(), Operation::RetryNow)
@@ -221,7 +217,7 @@ pub async fn resume_from(
     require_reason(reason)?;
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
-    let before = status_of(&row);
+    let before = row.status;
     or_rollback!(
         tx,
         operation_effect(before, row.flags(), Operation::ResumeFrom)
@@ -296,7 +292,7 @@ pub async fn cancel(
     require_reason(reason)?;
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
-    let before = status_of(&row);
+    let before = row.status;
     let effect = or_rollback!(tx, operation_effect(before, row.flags(), Operation::Cancel));
     let text = format!("cancelled by {} {}: {}", actor.kind, actor.id, reason);
     let mut change = change_from(&row);
@@ -376,7 +372,7 @@ pub async fn pause(
     require_reason(reason)?;
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
-    let before = status_of(&row);
+    let before = row.status;
     let effect = or_rollback!(tx, operation_effect(before, row.flags(), Operation::Pause));
     let mut change = change_from(&row);
     let text = format!("paused by {} {}: {}", actor.kind, actor.id, reason);
@@ -445,7 +441,7 @@ pub async fn resume(
     require_reason(reason)?;
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
-    let before = status_of(&row);
+    let before = row.status;
     let effect = or_rollback!(tx, operation_effect(before, row.flags(), Operation::Resume));
     let mut change = change_from(&row);
     change.status_reason = None;
@@ -512,7 +508,7 @@ pub async fn signal(
     require_reason(reason)?;
     let mut tx = conn.begin().await?;
     let row = locked(&mut tx, run).await?;
-    let status = status_of(&row);
+    let status = row.status;
     if status.is_terminal() {
         tx.rollback().await?;
         return Err(EngineError::RunEnded(run, status));

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use domain::run::RunStatus;
 use futures::future::join_all;
 use sqlx::{Connection, PgPool};
 use store::runs::{RecordBatch, Recorded, record};
@@ -338,7 +339,7 @@ async fn missing(shared: &FlushShared, batch: &RecordBatch, run_id: Uuid) -> Rec
             tracing::info!(run_id = %run_id, "a record whose answer was lost had committed; it is not written twice");
             RecordResult::Written(Recorded {
                 id: run_id,
-                stopped_on_request: matches!(status.as_str(), "paused" | "cancelled")
+                stopped_on_request: matches!(status, RunStatus::Paused | RunStatus::Cancelled)
                     && status != transition.status,
                 status,
             })
@@ -358,22 +359,28 @@ async fn write_batch(
     Ok(written)
 }
 
-/// Writes one run's record, trying again (with jitter) after a transient conflict or a lost
-/// answer: a record is idempotent by identity, so a replay of one that had committed writes
-/// nothing and is recognised as written.
-async fn write_one(shared: &FlushShared, batch: &RecordBatch, run_id: Uuid) -> RecordResult {
+/// Writes one run's record with `write` (which answers the run's row, or `None` when the record
+/// wrote nothing for it), trying again with jitter after a transient conflict or a lost answer:
+/// a record is idempotent by identity, so a replay of one that had committed writes nothing and
+/// is recognised as written by [`missing`].
+async fn write_retrying<F, Fut>(
+    shared: &FlushShared,
+    batch: &RecordBatch,
+    run_id: Uuid,
+    mut write: F,
+) -> RecordResult
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Recorded>, sqlx::Error>>,
+{
     let mut last = None;
     for try_number in 0..TRIES {
         if try_number > 0 {
             jitter(try_number).await;
         }
-        match write_batch(shared, batch).await {
-            Ok(written) => {
-                return match written.into_iter().find(|r| r.id == run_id) {
-                    Some(recorded) => RecordResult::Written(recorded),
-                    None => missing(shared, batch, run_id).await,
-                };
-            }
+        match write().await {
+            Ok(Some(recorded)) => return RecordResult::Written(recorded),
+            Ok(None) => return missing(shared, batch, run_id).await,
             Err(e) if is_transient(&e) || is_ambiguous(&e) => {
                 tracing::warn!(run_id = %run_id, error = %e, "a record failed or lost its answer; trying it again");
                 last = Some(e);
@@ -386,47 +393,34 @@ async fn write_one(shared: &FlushShared, batch: &RecordBatch, run_id: Uuid) -> R
     ))
 }
 
+/// Writes one run's record without extra writes.
+async fn write_one(shared: &FlushShared, batch: &RecordBatch, run_id: Uuid) -> RecordResult {
+    write_retrying(shared, batch, run_id, || async {
+        let written = write_batch(shared, batch).await?;
+        Ok(written.into_iter().find(|r| r.id == run_id))
+    })
+    .await
+}
+
 /// Writes a record and the handler's writes in one transaction: the fenced run update comes
 /// first, so a zombie's writes (and a replay's) never run; any failure rolls everything back.
-/// Deadlocks, serialization failures and lost answers are tried again with jitter, as single
-/// records are.
 async fn flush_alone(shared: &FlushShared, request: Request) {
-    let mut result = RecordResult::LeaseLost;
-    for try_number in 0..TRIES {
-        if try_number > 0 {
-            jitter(try_number).await;
-        }
-        let attempt = async {
-            let mut conn = shared.pool.acquire().await?;
-            let mut tx = conn.begin().await?;
-            let written = record(&mut tx, &request.batch).await?;
-            let Some(recorded) = written.into_iter().find(|r| r.id == request.run_id) else {
-                tx.rollback().await?;
-                return Ok::<_, sqlx::Error>(None);
-            };
-            for write in &request.writes {
-                write.apply(&mut tx).await?;
-            }
-            tx.commit().await?;
-            shared.faults.after_commit()?;
-            Ok(Some(recorded))
-        }
-        .await;
-        result = match attempt {
-            Ok(Some(recorded)) => RecordResult::Written(recorded),
-            Ok(None) => missing(shared, &request.batch, request.run_id).await,
-            Err(e) if is_transient(&e) || is_ambiguous(&e) => {
-                tracing::warn!(run_id = %request.run_id, error = %e, "a record failed or lost its answer; trying it again");
-                RecordResult::Failed(EngineError::Database(e))
-            }
-            Err(e) => {
-                result = RecordResult::Failed(EngineError::Database(e));
-                break;
-            }
+    let (batch, writes, run_id) = (&request.batch, &request.writes, request.run_id);
+    let result = write_retrying(shared, batch, run_id, || async {
+        let mut conn = shared.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let written = record(&mut tx, batch).await?;
+        let Some(recorded) = written.into_iter().find(|r| r.id == run_id) else {
+            tx.rollback().await?;
+            return Ok(None);
         };
-        if !matches!(result, RecordResult::Failed(_)) {
-            break;
+        for write in writes {
+            write.apply(&mut tx).await?;
         }
-    }
+        tx.commit().await?;
+        shared.faults.after_commit()?;
+        Ok(Some(recorded))
+    })
+    .await;
     let _ = request.reply.send(result);
 }
