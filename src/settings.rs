@@ -78,7 +78,8 @@ pub struct Settings {
     /// Whether webhooks may go to private and loopback addresses
     /// (`VENDORFLOW_WEBHOOKS_ALLOW_PRIVATE`; off in production as an SSRF defence, on in `dev`).
     pub webhooks_allow_private: bool,
-    /// How many steps one worker runs at once (`VENDORFLOW_WORKER_CONCURRENCY`).
+    /// How many steps one process runs at once, shared by its worker loops, one per core
+    /// (`VENDORFLOW_WORKER_CONCURRENCY`).
     pub worker_concurrency: usize,
     /// How long in-flight steps may finish after SIGTERM (`VENDORFLOW_SHUTDOWN_GRACE`, e.g. `30s`).
     pub shutdown_grace: Duration,
