@@ -9,6 +9,7 @@
 //! SQL text or a stack trace.
 
 mod admin;
+mod contract;
 mod enqueue;
 mod error;
 mod extract;
@@ -53,7 +54,7 @@ pub fn router(state: AppState) -> Router {
     let (api, spec) = routes::openapi_router()
         .merge(admin::api_router())
         .split_for_parts();
-    let spec = Arc::new(spec);
+    let spec = Arc::new(contract::complete(spec));
     api.merge(openapi::router(spec))
         .merge(admin::dashboard_router())
         .merge(observability::routes())
