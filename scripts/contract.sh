@@ -22,6 +22,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 SCHEMATHESIS_VERSION="4.32.5"
+# The generated client's check: openapi-python-client generates, mypy --strict type-checks.
+CLIENT_TOOLS=(openapi-python-client==0.29.1 mypy==1.18.2 ruff==0.17.6)
 WORK="$ROOT/.data/contract"
 VENV="$WORK/venv"
 EXAMPLES="${CONTRACT_EXAMPLES:-40}"
@@ -32,12 +34,15 @@ BASE="http://127.0.0.1:$PORT"
 : "${DATABASE_URL:?DATABASE_URL must name the cluster (make contract sets it)}"
 mkdir -p "$WORK"
 
-# schemathesis, at the pinned version.
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
-  echo "contract: installing schemathesis $SCHEMATHESIS_VERSION into $VENV" >&2
+# schemathesis and the client tools, at the pinned versions (reinstalled when a pin changes).
+PINS="schemathesis==$SCHEMATHESIS_VERSION ${CLIENT_TOOLS[*]}"
+if [ "$(cat "$VENV/pins" 2>/dev/null)" != "$PINS" ]; then
+  echo "contract: installing $PINS into $VENV" >&2
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  # shellcheck disable=SC2086 # the pins are words
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINS
+  echo "$PINS" >"$VENV/pins"
 fi
 
 # The binary.
@@ -115,6 +120,29 @@ for role in backend operator; do
     status=1
   fi
 done
+# A client generated from the served document, without hand edits, must type-check.
+echo "contract: generating a Python client (openapi-python-client) and type-checking it (mypy --strict)" >&2
+curl -fsS "$BASE/openapi.json" >"$WORK/openapi.json"
+rm -rf "$WORK/client"
+cat >"$WORK/mypy.ini" <<'INI'
+[mypy]
+strict = True
+cache_dir = mypy-cache
+
+# The generator's own httpx wrapper (client.py, the same for every document, not made from ours)
+# trips httpx's current type stubs; everything generated from the document is checked strictly.
+[mypy-client.client]
+ignore_errors = True
+INI
+if ! PATH="$VENV/bin:$PATH" "$VENV/bin/openapi-python-client" generate --path "$WORK/openapi.json" \
+  --meta none --output-path "$WORK/client" --fail-on-warning >"$WORK/client.log" 2>&1; then
+  cat "$WORK/client.log" >&2
+  echo "contract: the client generator refused the document" >&2
+  status=1
+elif ! (cd "$WORK" && "$VENV/bin/mypy" --config-file mypy.ini client >&2); then
+  echo "contract: the generated client does not type-check" >&2
+  status=1
+fi
 if grep -q 'panicked' "$WORK/api.log"; then
   echo "contract: the API logged a panic (see $WORK/api.log)" >&2
   status=1

@@ -160,10 +160,20 @@ fn complete_operation(path: &str, method: &str, operation: &mut Operation) {
              unknown members, wrong types, values out of range)",
         );
     }
-    for response in responses.values_mut() {
+    for (status, response) in responses.iter_mut() {
         let RefOr::T(response) = response else {
             continue;
         };
+        // OpenAPI requires a description on every answer; generators refuse a document without.
+        if response.description.trim().is_empty() {
+            response.description = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+                .and_then(|code| code.canonical_reason())
+                .unwrap_or("The answer")
+                .to_owned();
+        }
         if let Some(RefOr::T(content)) = response.content.get_mut(PROBLEM_JSON)
             && content.schema.is_none()
         {
@@ -222,6 +232,18 @@ mod tests {
             runs["responses"].get("403").is_none(),
             "any role reads runs"
         );
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                for (status, response) in operation["responses"].as_object().expect("responses") {
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|text| !text.is_empty()),
+                        "{method} {path} {status} has no description"
+                    );
+                }
+            }
+        }
         let health = &document["paths"]["/healthz"]["get"];
         assert!(health["responses"].get("401").is_none(), "healthz is open");
         assert_eq!(
