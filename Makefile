@@ -37,7 +37,7 @@ test: check-tools setup/test db/start ## Run every test (starts the local Postgr
 
 # schemathesis (pinned, into .data/contract/venv) against `vendorflow api` on a database of its own.
 contract: check-tools setup/contract db/start ## API contract check: schemathesis against a started API, with a backend and an operator token
-	@scripts/contract.sh
+	@scripts/contract/run.sh
 
 lint: check-tools ## cargo fmt --check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check

@@ -7,7 +7,7 @@
 #   scripts/setup.sh test   for `make test`: the above, and Chromium and chromedriver, which drive
 #                           the dashboard's browser tests
 #   scripts/setup.sh contract  for `make contract`: the `run` set, and Python 3 with venv, into
-#                           which scripts/contract.sh installs schemathesis (from PyPI)
+#                           which scripts/contract/run.sh installs schemathesis (from PyPI)
 #
 # When everything is there it does nothing, in milliseconds. Otherwise it installs the missing
 # Debian/Ubuntu packages with apt-get (`apt-get update` once, then one quiet install) when it can:
@@ -71,7 +71,7 @@ if [ "$MODE" = test ]; then
   need_browser_bin CHROMEDRIVER /usr/bin/chromedriver chromium-driver chromedriver
 fi
 
-# The API contract check (scripts/contract.sh) runs schemathesis in a virtual environment.
+# The API contract check (scripts/contract/run.sh) runs schemathesis in a virtual environment.
 if [ "$MODE" = contract ]; then
   if ! command -v python3 >/dev/null 2>&1; then
     packages+=(python3 python3-venv)

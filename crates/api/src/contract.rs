@@ -73,6 +73,7 @@ pub(crate) fn complete(mut spec: OpenApi) -> OpenApi {
     components
         .schemas
         .insert(FieldError::name().into_owned(), FieldError::schema());
+    close_request_bodies(&mut spec);
     for (path, item) in spec.paths.paths.iter_mut() {
         let operations = [
             ("get", &mut item.get),
@@ -88,6 +89,78 @@ pub(crate) fn complete(mut spec: OpenApi) -> OpenApi {
         }
     }
     spec
+}
+
+/// Every object a request body holds, at any depth, refuses members it does not list
+/// (`additionalProperties: false`), as the parser does (422 `unknown_field`). A free-form object
+/// (no listed members, such as a signal's payload) stays open.
+fn close_request_bodies(spec: &mut OpenApi) {
+    let mut pending: Vec<String> = Vec::new();
+    for item in spec.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                continue;
+            };
+            for content in body.content.values_mut() {
+                if let RefOr::T(content) = content
+                    && let Some(schema) = content.schema.as_mut()
+                {
+                    close(schema, &mut pending);
+                }
+            }
+        }
+    }
+    let Some(components) = spec.components.as_mut() else {
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = components.schemas.get_mut(&name) {
+            close(schema, &mut pending);
+        }
+    }
+}
+
+/// Closes `schema` and the inline schemas in it; names the components it refers to in `refs`.
+fn close(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
+    match schema {
+        RefOr::Ref(reference) => {
+            if let Some(name) = reference.ref_location.strip_prefix("#/components/schemas/") {
+                refs.push(name.to_owned());
+            }
+        }
+        RefOr::T(Schema::Object(object)) => {
+            if !object.properties.is_empty() {
+                object.additional_properties = Some(Box::new(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ));
+            }
+            for property in object.properties.values_mut() {
+                close(property, refs);
+            }
+        }
+        RefOr::T(Schema::Array(array)) => {
+            if let utoipa::openapi::schema::ArrayItems::RefOrSchema(items) = &mut array.items {
+                close(items, refs);
+            }
+        }
+        RefOr::T(Schema::OneOf(one_of)) => one_of.items.iter_mut().for_each(|s| close(s, refs)),
+        RefOr::T(Schema::AllOf(all_of)) => all_of.items.iter_mut().for_each(|s| close(s, refs)),
+        RefOr::T(Schema::AnyOf(any_of)) => any_of.items.iter_mut().for_each(|s| close(s, refs)),
+        RefOr::T(_) => {}
+    }
 }
 
 fn complete_operation(path: &str, method: &str, operation: &mut Operation) {

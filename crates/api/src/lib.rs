@@ -18,6 +18,7 @@ pub mod observability;
 pub mod onboarding;
 mod openapi;
 mod routes;
+mod schemas;
 mod secrets;
 
 use std::sync::Arc;
