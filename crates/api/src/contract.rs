@@ -142,6 +142,7 @@ fn close(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
             }
         }
         RefOr::T(Schema::Object(object)) => {
+            no_control_characters(object);
             if !object.properties.is_empty() {
                 object.additional_properties = Some(Box::new(
                     utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
@@ -163,6 +164,27 @@ fn close(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
     }
 }
 
+/// Text the API stores refuses the control characters PostgreSQL and people cannot use
+/// (`extract::JsonBody` and `extract::Query` answer 422 `invalid_characters`): a free string
+/// schema says so with a pattern. Strings with their own pattern, format or values say it
+/// themselves.
+const TEXT_PATTERN: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$";
+
+fn no_control_characters(object: &mut utoipa::openapi::schema::Object) {
+    let is_string = matches!(
+        &object.schema_type,
+        utoipa::openapi::schema::SchemaType::Type(Type::String)
+    ) || matches!(&object.schema_type, utoipa::openapi::schema::SchemaType::Array(types)
+        if types.contains(&Type::String));
+    if is_string
+        && object.pattern.is_none()
+        && object.format.is_none()
+        && object.enum_values.is_none()
+    {
+        object.pattern = Some(TEXT_PATTERN.to_owned());
+    }
+}
+
 fn complete_operation(path: &str, method: &str, operation: &mut Operation) {
     let secured = operation
         .security
@@ -175,6 +197,13 @@ fn complete_operation(path: &str, method: &str, operation: &mut Operation) {
         let RefOr::T(parameter) = parameter else {
             continue;
         };
+        if matches!(
+            parameter.parameter_in,
+            ParameterIn::Query | ParameterIn::Path
+        ) && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+        {
+            no_control_characters(object);
+        }
         match parameter.parameter_in {
             ParameterIn::Query => has_query = true,
             ParameterIn::Header if parameter.name.eq_ignore_ascii_case("idempotency-key") => {
