@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -240,6 +240,28 @@ const PAGE: &str = r#"<!doctype html>
 </html>
 "#;
 
+/// What the page may load, enforced by the browser: scripts, styles, the document and *Try it
+/// out*'s requests from this origin only (Swagger UI sets inline styles and draws icons from
+/// `data:` images); no frame may hold it.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
+
+fn page() -> Response {
+    let mut response = Html(PAGE).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
 /// `/openapi.json`, `/docs` and Swagger UI's files under `/docs/`.
 pub(crate) fn router(spec: Arc<OpenApi>) -> Router<AppState> {
     let json = Bytes::from(serde_json::to_vec(&document(&spec)).unwrap_or_else(|_| b"{}".into()));
@@ -252,7 +274,7 @@ pub(crate) fn router(spec: Arc<OpenApi>) -> Router<AppState> {
                 async move { ([(header::CONTENT_TYPE, "application/json")], json) }
             }),
         )
-        .route("/docs", get(|| async { Html(PAGE) }))
+        .route("/docs", get(|| async { page() }))
         .route("/docs/", get(|| async { Redirect::permanent("/docs") }))
         .route(
             "/docs/{*file}",
@@ -282,10 +304,9 @@ fn asset(file: &str, config: Arc<Config<'static>>) -> Option<Response> {
     )
         .into_response();
     if file.gzpipped {
-        response.headers_mut().insert(
-            header::CONTENT_ENCODING,
-            header::HeaderValue::from_static("gzip"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     Some(response)
 }

@@ -62,6 +62,17 @@ async fn the_reference_page_and_all_its_files_are_served_by_the_application(pool
             .unwrap()
             .starts_with("text/html")
     );
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
     let html = page.text().await.unwrap();
     assert!(html.contains("<title>vendorflow API reference</title>"));
     assert!(html.contains("id=\"swagger-ui\""));
@@ -273,7 +284,15 @@ async fn the_reference_draws_marketplace_operations_first_and_loads_nothing_from
     }
     browser.screenshot("docs.png").await;
 
-    // Everything the page loaded came from the application.
+    // The browser refused nothing and reported no error (a policy violation would be one).
+    let console = browser.console().await;
+    let errors: Vec<&Value> = console
+        .iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    // Everything the page loaded came from the application (or is inline: Swagger UI's icons).
     let loaded = browser
         .script(
             "return [location.href].concat(performance.getEntriesByType('resource').map(e => e.name));",
@@ -287,7 +306,7 @@ async fn the_reference_draws_marketplace_operations_first_and_loads_nothing_from
     );
     for url in &loaded {
         assert!(
-            url.starts_with(&format!("{}/", api.base)),
+            url.starts_with(&format!("{}/", api.base)) || url.starts_with("data:"),
             "loaded from elsewhere: {url}"
         );
     }

@@ -116,7 +116,8 @@ impl Browser {
             .post(format!("{base}/session"))
             .json(&json!({"capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": {"binary": chromium, "args": args}
+                "goog:chromeOptions": {"binary": chromium, "args": args},
+                "goog:loggingPrefs": {"browser": "ALL"}
             }}}))
             .send()
             .await
@@ -247,6 +248,17 @@ impl Browser {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(Path::new(&dir).join(name), &png).unwrap();
         }
+    }
+
+    /// The browser console's messages since the last call, as chromedriver reports them (each
+    /// with `level` and `message`; a refused load or a content-security-policy violation is a
+    /// `SEVERE` one).
+    pub async fn console(&self) -> Vec<Value> {
+        self.post("/se/log", json!({"type": "browser"}))
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub async fn quit(&self) {
