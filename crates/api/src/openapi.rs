@@ -14,6 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -278,10 +279,11 @@ pub(crate) fn router(spec: Arc<OpenApi>) -> Router<AppState> {
         .route("/docs/", get(|| async { Redirect::permanent("/docs") }))
         .route(
             "/docs/{*file}",
-            get(move |Path(file): Path<String>| {
+            // A path that does not decode (bad percent-encoding) names no file either.
+            get(move |file: Result<Path<String>, PathRejection>| {
                 let config = config.clone();
                 async move {
-                    match asset(&file, config) {
+                    match file.ok().and_then(|Path(file)| asset(&file, config)) {
                         Some(response) => response,
                         None => crate::routes::not_found().await,
                     }

@@ -128,14 +128,16 @@ async fn the_reference_page_and_all_its_files_are_served_by_the_application(pool
     let slash = reqwest::get(format!("{}/docs/", api.base)).await.unwrap();
     assert_eq!(slash.status(), StatusCode::OK);
     assert_eq!(slash.url().path(), "/docs");
-    let missing = reqwest::get(format!("{}/docs/no-such-file.js", api.base))
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        missing.headers()["content-type"],
-        "application/problem+json"
-    );
+    for file in ["no-such-file.js", "%FF%FE.js", "%00"] {
+        let missing = reqwest::get(format!("{}/docs/{file}", api.base))
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{file}");
+        assert_eq!(
+            missing.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
 
     // The document lists its tags marketplace first, admin after, each described.
     let document = api.openapi().await;
