@@ -45,10 +45,12 @@ read vendors and runs.
 ## Requests
 
 Bodies are `application/json` (another content type answers **415**, malformed JSON **400**). \
-Every `POST` that starts work takes an `Idempotency-Key` header: the same key with the same body \
+Send an `Idempotency-Key` header with every `POST` you may retry: the same key with the same body \
 answers the first answer again, the same key with another body answers **409**. Amounts are \
-integers in agorot (1 ₪ = 100 agorot). Work is durable and asynchronous: a `POST` answers **202** \
-with the run that does it; follow the run (`GET /v1/runs/{id}`) or your webhooks.
+integers in agorot (1 ₪ = 100 agorot). Onboardings, charges and documents are durable and \
+asynchronous: the `POST` answers **202** with the run that does the work; follow the run \
+(`GET /v1/runs/{id}`) or your webhooks. A second request for the same vendor (`external_id`) or \
+order (`order_id`, `reference`) answers **409** naming the first.
 
 ## Errors
 
@@ -99,8 +101,8 @@ const TAGS: &[(&str, &str)] = &[
     ),
     (
         "documents",
-        "Issue an invoice, receipt or credit document for a vendor without charging. Backend or \
-         operator token.",
+        "Issue a vendor's accounting document at SUMIT (invoice, receipt, credit note, quotation, \
+         …) without charging. Backend or operator token.",
     ),
     (
         "runs",
@@ -109,7 +111,8 @@ const TAGS: &[(&str, &str)] = &[
     ),
     (
         "webhooks",
-        "Where vendorflow sends events and how they are signed.",
+        "Your webhook endpoints: where vendorflow sends events, which ones, and their signing \
+         secrets.",
     ),
     (
         "admin",
@@ -202,7 +205,7 @@ fn ordered_tags(document: &Value) -> Vec<Value> {
 
 /// How Swagger UI shows the document: the page's own layout (no URL bar, no online validator),
 /// operations listed by tag and opened on click (deep links make each one addressable), schemas
-/// shown as models with their fields, a filter box and a `curl` snippet per operation.
+/// shown as models with their fields, a filter box, and a sent request shown as `curl`.
 fn swagger_config() -> Config<'static> {
     Config::from("/openapi.json")
         .use_base_layout()
@@ -248,6 +251,7 @@ const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'sel
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'";
 
+/// `/docs`: [`PAGE`] under [`PAGE_POLICY`].
 fn page() -> Response {
     let mut response = Html(PAGE).into_response();
     let headers = response.headers_mut();
