@@ -191,6 +191,7 @@ async fn the_reference_draws_marketplace_operations_first_and_loads_nothing_from
     // Swagger UI has fetched /openapi.json and drawn the operations.
     let charge = "#operations-charges-create_charge";
     browser.find(charge).await;
+    browser.screenshot("docs-top.png").await;
     let sections = browser
         .script(
             "return Array.from(document.querySelectorAll('.opblock-tag-section .opblock-tag'))\
