@@ -143,7 +143,9 @@ pub(crate) fn base_document() -> OpenApi {
 }
 
 /// The served document: what the routes' annotations collected in `spec`, with the top-level
-/// tags in the reference's order. `/openapi.json` and `/docs` both show exactly this.
+/// tags in the reference's order. `/openapi.json`, `/docs` and `vendorflow openapi` all show
+/// exactly this; a part the annotations cannot express (such as the `webhooks` section) is added
+/// here, once.
 pub(crate) fn document(spec: &OpenApi) -> Value {
     let mut document = serde_json::to_value(spec).unwrap_or_else(|_| json!({}));
     let tags = ordered_tags(&document);
