@@ -60,7 +60,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The OpenAPI document `/openapi.json` serves, for `vendorflow openapi` (client generators).
 pub fn openapi_document() -> serde_json::Value {
-    serde_json::to_value(documented().1).unwrap_or_default()
+    openapi::document(&documented().1)
 }
 
 /// Builds the whole HTTP application.
