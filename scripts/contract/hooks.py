@@ -94,13 +94,25 @@ def orders_that_add_up(context, case):
     add up to the amount, a document's payments match its type and its items' total, and a
     `vendor_id` in the body is the path's. A client that knows them sends bodies that follow
     them; so, in the positive cases only, the body is made to follow them."""
+    if _positive(case):
+        _follow_order_rules(case)
+    return case
+
+
+@schemathesis.hook
+def before_add_examples(context, examples):
+    """The document's examples are positive cases too."""
+    for case in examples:
+        _follow_order_rules(case)
+
+
+def _follow_order_rules(case):
     path = case.operation.path
-    if case.method.upper() != "POST" or not _positive(case) or not isinstance(case.body, dict):
+    if case.method.upper() != "POST" or not isinstance(case.body, dict):
         return case
     body = case.body
-    vendor_id = (case.path_parameters or {}).get("id")
-    if path in ("/v1/vendors/{id}/charges", "/v1/vendors/{id}/documents") and "vendor_id" in body:
-        body["vendor_id"] = vendor_id
+    if path in ("/v1/vendors/{id}/charges", "/v1/vendors/{id}/documents"):
+        body.pop("vendor_id", None)
     if path == "/v1/vendors/{id}/charges":
         items = body.get("items")
         if isinstance(items, list) and items:

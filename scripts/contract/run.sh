@@ -113,7 +113,7 @@ for role in backend operator; do
     --header "Authorization: Bearer $token" \
     --max-examples "$EXAMPLES" --continue-on-failure ${CONTRACT_ARGS:-} \
     --seed "$SEED" \
-    --workers 2 \
+    --workers 1 \
     --phases examples,coverage,fuzzing \
     --suppress-health-check all \
     --report junit,pytest \

@@ -158,7 +158,28 @@ fn close(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
             }
         }
         RefOr::T(Schema::OneOf(one_of)) => one_of.items.iter_mut().for_each(|s| close(s, refs)),
-        RefOr::T(Schema::AllOf(all_of)) => all_of.items.iter_mut().for_each(|s| close(s, refs)),
+        RefOr::T(Schema::AllOf(all_of)) => {
+            // utoipa writes an inlined type with its own description as `allOf: [the type,
+            // {description}]`, and that second member is typed `object`: merged back into one
+            // schema, the member says what it is without contradicting itself.
+            if let [
+                RefOr::T(Schema::Object(first)),
+                RefOr::T(Schema::Object(notes)),
+            ] = all_of.items.as_slice()
+                && notes.properties.is_empty()
+                && notes.enum_values.is_none()
+            {
+                let mut merged = first.clone();
+                merged.description = notes.description.clone().or(merged.description);
+                if notes.default.is_some() {
+                    merged.default = notes.default.clone();
+                }
+                *schema = RefOr::T(Schema::Object(merged));
+                close(schema, refs);
+                return;
+            }
+            all_of.items.iter_mut().for_each(|s| close(s, refs));
+        }
         RefOr::T(Schema::AnyOf(any_of)) => any_of.items.iter_mut().for_each(|s| close(s, refs)),
         RefOr::T(_) => {}
     }

@@ -56,7 +56,7 @@ pub(crate) struct ChargeRequest {
     #[schema(example = 5782, minimum = 1, maximum = 1_000_000_000)]
     amount_agorot: i64,
     /// Only `ILS` (the default).
-    #[schema(inline, example = "ILS")]
+    #[schema(inline, nullable = false)]
     currency: Option<Currency>,
     /// The provider's single-use card token (payments.js `og-token`). Never a card number.
     #[schema(

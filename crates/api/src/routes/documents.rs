@@ -43,7 +43,7 @@ pub(crate) struct DocumentRequest {
     /// `credit_invoice`, `credit_invoice_and_receipt`, `credit_receipt`, `order`,
     /// `price_quotation` or `payment_request`. Receipts need `payments`; all but receipts need
     /// `items`; invoice-receipts' payments must equal their items' total.
-    #[schema(inline, example = "invoice_and_receipt")]
+    #[schema(inline)]
     document_type: DocumentType,
     customer: CustomerBody,
     items: Option<Vec<ItemBody>>,
@@ -57,7 +57,7 @@ pub(crate) struct DocumentRequest {
     #[schema(example = "2025-03-01", format = Date)]
     date: Option<String>,
     /// The document's language (default: the vendor's, Hebrew).
-    #[schema(inline, example = "he")]
+    #[schema(inline)]
     language: Option<DocumentLanguage>,
     /// Whether the provider e-mails the document to the customer (default false).
     #[schema(nullable = false, default = false)]
@@ -123,7 +123,7 @@ pub(crate) struct PaymentBody {
     /// More than zero.
     #[schema(example = 30000, minimum = 1, maximum = 1_000_000_000)]
     amount_agorot: i64,
-    #[schema(inline, example = "bank_transfer")]
+    #[schema(inline)]
     method: PaymentMethod,
     /// `bank_transfer`: the bank code.
     #[schema(example = 12)]
