@@ -82,6 +82,21 @@ pub(crate) fn business_type() -> Object {
     )
 }
 
+/// The signals a run may be sent: the `wait`s of the workflows in `workflows/` (a test keeps
+/// the two the same). `terminal_approved` is the acquirer's approval of a vendor's terminal;
+/// `vendor_ready` wakes charges and documents waiting for their vendor's onboarding.
+pub(crate) const SIGNALS: [&str; 2] = ["terminal_approved", "vendor_ready"];
+
+/// A signal's name.
+pub(crate) fn signal_name() -> Object {
+    words(
+        SIGNALS,
+        "The signal: `terminal_approved` (the acquirer approved the vendor's terminal; for an \
+         onboarding run) or `vendor_ready` (the vendor is ready; for a charge or a document \
+         waiting for it). A signal the run's workflow never waits for answers 409.",
+    )
+}
+
 /// The bank codes `domain::bank` accepts.
 pub(crate) fn bank_code() -> Object {
     ObjectBuilder::new()
@@ -147,6 +162,28 @@ pub(crate) fn run_context() -> Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signals_are_the_waits_of_the_workflows() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+        let mut waits: Vec<String> = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("workflows/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|ext| ext == "toml") {
+                let text = std::fs::read_to_string(&path).expect("readable");
+                for line in text.lines() {
+                    if let Some(rest) = line.trim().strip_prefix("wait = \"") {
+                        waits.push(rest.trim_end_matches('"').to_owned());
+                    }
+                }
+            }
+        }
+        waits.sort();
+        waits.dedup();
+        let mut signals: Vec<String> = SIGNALS.iter().map(|s| (*s).to_owned()).collect();
+        signals.sort();
+        assert_eq!(waits, signals);
+    }
 
     #[test]
     fn word_schemas_list_every_domain_value() {

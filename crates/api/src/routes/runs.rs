@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Caller, IdempotencyKey, JsonBody};
+use crate::extract::{Caller, IdempotencyKey, JsonBody, Language};
 
 /// A run as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -309,34 +309,57 @@ pub(crate) async fn list_runs(
     }))
 }
 
+/// The path of a signal: the run and the signal's name.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "documents the path; the handler reads it as two strings"
+)]
+pub(crate) struct SignalPath {
+    /// The run's id.
+    id: Uuid,
+    #[param(schema_with = crate::schemas::signal_name)]
+    name: String,
+}
+
 /// Send a signal to a run (e.g. `terminal_approved`). A signal sent before the run reaches its
 /// wait is kept and consumed when it gets there.
 #[utoipa::path(post, path = "/v1/runs/{id}/signals/{name}", tag = "runs",
-    params(("id" = Uuid, Path, description = "The run's id"),
-           ("name" = String, Path, description = "The signal's name"),
+    params(SignalPath,
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer")),
     request_body(content = Object, description = "Optional JSON payload, at most 64 KiB, e.g. {\"reason\": \"approved by Upay\"}"),
     responses((status = 202, description = "The signal is recorded"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
-              (status = 409, description = "The run has finished", content_type = "application/problem+json")),
+              (status = 409, description = "The run has finished, or its workflow never waits for this signal", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn send_signal(
     State(state): State<AppState>,
     caller: Caller,
+    Language(lang): Language,
     Path((id, name)): Path<(String, String)>,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(payload): JsonBody,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Backend, Role::Operator])?;
     let id = parse_id(&id, "run")?;
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Err(ApiError::BadRequest(
-            "the signal name must be 1 to 64 characters of a-z, 0-9 and _".to_owned(),
+    if !crate::schemas::SIGNALS.contains(&name.as_str()) {
+        return Err(ApiError::Validation(
+            domain::errors::ValidationErrors::new(vec![
+                domain::errors::FieldProblem::new(
+                    "unknown_signal",
+                    format!(
+                        "The signal must be one of {}.",
+                        crate::schemas::SIGNALS.join(", ")
+                    ),
+                    format!(
+                        "האות חייב להיות אחד מאלה: {}.",
+                        crate::schemas::SIGNALS.join(", ")
+                    ),
+                )
+                .at("name"),
+            ]),
+            lang,
         ));
     }
     let reason = payload
