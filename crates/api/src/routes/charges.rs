@@ -18,7 +18,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::card::{card_number_refused, find_card_numbers};
 use domain::errors::{FieldError, FieldProblem, Lang, ValidationErrors};
-use domain::orders::ChargeInput;
+use domain::input::Shape;
+use domain::orders::{CHARGE_BODY_SHAPE, ChargeInput};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiError, problem_response};
+use crate::error::ApiError;
 use crate::extract::{Caller, IdempotencyKey, JsonBody, Language};
 use crate::routes::runs::parse_id;
 
@@ -166,9 +167,9 @@ pub(crate) async fn create_charge(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Backend, Role::Operator])?;
     let vendor_id = parse_id(&id, "vendor")?;
-    let input: ChargeInput = parse_order_body(&body, vendor_id, lang)?;
+    let input: ChargeInput = parse_order_body(&body, &CHARGE_BODY_SHAPE, vendor_id, lang)?;
     input
-        .validate()
+        .validate(state.max_amount_agorot)
         .map_err(|errors| ApiError::Validation(errors, lang))?;
     let order = Order {
         workflow: CHARGE_WORKFLOW,
@@ -323,25 +324,33 @@ async fn admit_once<A: Serialize>(
 
 /// The 409 for an order key already used: the conflict problem, extended with the existing run.
 fn duplicate_order(order: &Order<'_>, run_id: Uuid) -> Response {
-    let mut problem = ApiError::Conflict(format!(
-        "this vendor already has a run for {} `{}`: see /v1/runs/{run_id}",
-        order.key_field, order.key
-    ))
-    .problem();
-    problem["run_id"] = json!(run_id);
-    problem["links"] = json!({"run": format!("/v1/runs/{run_id}")});
-    problem_response(StatusCode::CONFLICT, &problem)
+    let mut members = serde_json::Map::new();
+    members.insert("run_id".to_owned(), json!(run_id));
+    members.insert(
+        "links".to_owned(),
+        json!({"run": format!("/v1/runs/{run_id}")}),
+    );
+    ApiError::ConflictExisting {
+        detail: format!(
+            "this vendor already has a run for {} `{}`: see /v1/runs/{run_id}",
+            order.key_field, order.key
+        ),
+        members,
+    }
+    .into_response()
 }
 
 /// Parses an order body into its typed input `T`, the vendor id taken from the path.
 ///
 /// In order: a card number anywhere is refused (422 `card_number_refused` at each path, and
 /// nothing else is said, so that no message is built around the number); the body must be an
-/// object; a `vendor_id` in it must be the path's; then `T` is deserialised, and the first
-/// missing or wrong-typed member answers 422 at its JSON path. Validation of the parsed value is
-/// the caller's next step.
+/// object; a `vendor_id` in it must be the path's; then every member `shape` does not know is
+/// named (`unknown_field`), together with the first missing or wrong-typed member that
+/// deserialising `T` finds, each at its JSON path. Validation of the parsed value is the
+/// caller's next step.
 pub(crate) fn parse_order_body<T: DeserializeOwned>(
     body: &Value,
+    shape: &Shape,
     vendor_id: Uuid,
     lang: Lang,
 ) -> Result<T, ApiError> {
@@ -378,9 +387,17 @@ pub(crate) fn parse_order_body<T: DeserializeOwned>(
             ]));
         }
     }
+    let mut errors = domain::input::unknown_members(body, shape, "");
     members.insert("vendor_id".to_owned(), json!(vendor_id));
-    serde_path_to_error::deserialize(&Value::Object(members))
-        .map_err(|error| refuse(vec![deserialize_error(&error)]))
+    let parsed = serde_path_to_error::deserialize(&Value::Object(members));
+    if let Err(error) = &parsed {
+        errors.push(deserialize_error(error));
+    }
+    if errors.is_empty() {
+        parsed.map_err(|error| refuse(vec![deserialize_error(&error)]))
+    } else {
+        Err(refuse(errors))
+    }
 }
 
 /// A deserialisation error as a field error at its JSON path (`items[0].quantity`).
@@ -512,8 +529,24 @@ mod tests {
         })
     }
 
+    /// The shape of `T`'s request body.
+    fn shape_of<T>() -> &'static Shape {
+        if std::any::type_name::<T>() == std::any::type_name::<DocumentInput>() {
+            &domain::orders::DOCUMENT_BODY_SHAPE
+        } else {
+            &CHARGE_BODY_SHAPE
+        }
+    }
+
+    fn errors_of<T: DeserializeOwned + std::fmt::Debug>(body: Value) -> Vec<FieldError> {
+        match parse_order_body::<T>(&body, shape_of::<T>(), Uuid::nil(), Lang::En) {
+            Err(ApiError::Validation(errors, _)) => errors.into_vec(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
     fn error_of<T: DeserializeOwned + std::fmt::Debug>(body: Value) -> FieldError {
-        match parse_order_body::<T>(&body, Uuid::nil(), Lang::En) {
+        match parse_order_body::<T>(&body, shape_of::<T>(), Uuid::nil(), Lang::En) {
             Err(ApiError::Validation(errors, _)) => {
                 assert_eq!(errors.len(), 1, "{errors:?}");
                 errors.into_vec().remove(0)
@@ -525,11 +558,13 @@ mod tests {
     #[test]
     fn the_vendor_id_comes_from_the_path() {
         let vendor_id = Uuid::now_v7();
-        let input: ChargeInput = parse_order_body(&charge_body(), vendor_id, Lang::En).unwrap();
+        let input: ChargeInput =
+            parse_order_body(&charge_body(), &CHARGE_BODY_SHAPE, vendor_id, Lang::En).unwrap();
         assert_eq!(input.vendor_id, vendor_id);
         let mut same = charge_body();
         same["vendor_id"] = json!(vendor_id.to_string().to_uppercase());
-        let input: ChargeInput = parse_order_body(&same, vendor_id, Lang::En).unwrap();
+        let input: ChargeInput =
+            parse_order_body(&same, &CHARGE_BODY_SHAPE, vendor_id, Lang::En).unwrap();
         assert_eq!(input.vendor_id, vendor_id);
 
         let mut other = charge_body();
@@ -580,6 +615,36 @@ mod tests {
             ("items[0].quantity", "invalid_value")
         );
         assert_eq!(error.message_en, "The number is out of range.");
+    }
+
+    #[test]
+    fn unknown_members_are_named_each_with_the_first_type_error() {
+        let mut body = charge_body();
+        body["amount"] = json!(5782);
+        body["customer"]["emial"] = json!("noa@example.com");
+        body["items"][0]["qty"] = json!(1);
+        body["items"][0]["quantity"] = json!("one");
+        let found: Vec<(String, &str)> = errors_of::<ChargeInput>(body)
+            .into_iter()
+            .map(|e| (e.field, e.code))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("amount".to_owned(), "unknown_field"),
+                ("customer.emial".to_owned(), "unknown_field"),
+                ("items[0].qty".to_owned(), "unknown_field"),
+                ("items[0].quantity".to_owned(), "invalid_type"),
+            ]
+        );
+        let body = json!({"reference": "r-1", "document_type": "receipt",
+            "customer": {"name": "Noa"},
+            "payments": [{"method": "cash", "amount_agorot": 100, "currency": "ILS"}]});
+        let error = error_of::<DocumentInput>(body);
+        assert_eq!(
+            (error.field.as_str(), error.code),
+            ("payments[0].currency", "unknown_field")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use domain::orders::DocumentInput;
+use domain::orders::{DOCUMENT_BODY_SHAPE, DocumentInput};
 use serde::{Deserialize, Serialize};
 use store::tokens::Role;
 use utoipa::ToSchema;
@@ -131,9 +131,9 @@ pub(crate) async fn create_document(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Backend, Role::Operator])?;
     let vendor_id = parse_id(&id, "vendor")?;
-    let input: DocumentInput = parse_order_body(&body, vendor_id, lang)?;
+    let input: DocumentInput = parse_order_body(&body, &DOCUMENT_BODY_SHAPE, vendor_id, lang)?;
     input
-        .validate()
+        .validate(state.max_amount_agorot)
         .map_err(|errors| ApiError::Validation(errors, lang))?;
     let order = Order {
         workflow: DOCUMENT_WORKFLOW,

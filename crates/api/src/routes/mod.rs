@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiError, problem_response};
+use crate::error::{ApiError, localized_problem_response};
 
 /// Every documented route.
 pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
@@ -34,13 +34,19 @@ pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
 
 /// Unknown paths answer a 404 problem.
 pub(crate) async fn not_found() -> Response {
-    problem_response(
+    localized_problem_response(
         StatusCode::NOT_FOUND,
         &serde_json::json!({
             "type": "https://vendorflow.dev/problems/not-found",
             "title": "Not found",
             "status": 404,
             "detail": "no such route; see /openapi.json",
+        }),
+        serde_json::json!({
+            "type": "https://vendorflow.dev/problems/not-found",
+            "title": "לא נמצא",
+            "status": 404,
+            "detail": "אין נתיב כזה; ראו /openapi.json",
         }),
     )
 }
@@ -58,11 +64,16 @@ pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(panic = message, "handler panicked");
-    problem_response(
+    localized_problem_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         &serde_json::json!({
             "type": "https://vendorflow.dev/problems/internal",
             "title": "Internal error",
+            "status": 500,
+        }),
+        serde_json::json!({
+            "type": "https://vendorflow.dev/problems/internal",
+            "title": "שגיאה פנימית",
             "status": 500,
         }),
     )

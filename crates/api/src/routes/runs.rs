@@ -2,7 +2,7 @@
 //! cursor, and send a signal to one. Every query is scoped to the caller's marketplace.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Caller, IdempotencyKey, JsonBody};
+use crate::extract::{Caller, IdempotencyKey, JsonBody, Query};
 
 /// A run as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -244,9 +244,8 @@ pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<Uuid, ApiError>
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<ListRunsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<ListRunsQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     if let Some(status) = &query.status
         && !STATUSES.contains(&status.as_str())
     {
