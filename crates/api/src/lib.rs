@@ -64,6 +64,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(
+            routes::refuse_control_characters_in_path,
+        ))
         .layer(CatchPanicLayer::custom(routes::panic_response))
         .layer(axum::middleware::from_fn(error::localize))
         .layer(SetSensitiveRequestHeadersLayer::new([

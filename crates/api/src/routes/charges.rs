@@ -153,7 +153,9 @@ impl OrderLinks {
         (status = 409, description = "The order id was already used for this vendor (`run_id` and `links.run` \
             name its run), or the idempotency key was used for another body", content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or a card number anywhere (`card_number_refused`)",
+        (status = 422, description = "Invalid fields (`unknown_field` for members not listed here, \
+            `invalid_characters` for control characters, `amount_too_large` above the ceiling), a card number \
+            anywhere (`card_number_refused`), or a documents-only vendor (`vendor_not_clearing` at `vendor_id`)",
             content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -177,6 +179,7 @@ pub(crate) async fn create_charge(
         key_field: "order_id",
         key: &input.order_id,
         input: serde_json::to_value(&input).map_err(ApiError::internal)?,
+        needs_clearing: true,
     };
     admit(
         &state,
@@ -209,6 +212,9 @@ pub(crate) struct Order<'a> {
     /// The run's input: the typed input serialised, so that unknown members of the body (which
     /// might hold anything) are never stored.
     pub(crate) input: Value,
+    /// Whether only a clearing vendor can carry it out (a charge needs a terminal): a
+    /// documents-only vendor is then refused with 422 `vendor_not_clearing`, nothing stored.
+    pub(crate) needs_clearing: bool,
 }
 
 /// The transaction shared by charges and documents: claims the idempotency key (a replay
@@ -282,9 +288,16 @@ async fn admit_once<A: Serialize>(
     {
         return Ok(Admission::Answered(replayed));
     }
-    store::vendors::find(&mut tx, marketplace_id, vendor_id)
+    let vendor = store::vendors::find(&mut tx, marketplace_id, vendor_id)
         .await?
         .ok_or(ApiError::NotFound("vendor"))?;
+    if order.needs_clearing && vendor.mode != domain::vendor::ModeKind::Clearing.as_str() {
+        // The claim of the idempotency key is rolled back with the transaction.
+        return Err(ApiError::Validation(
+            ValidationErrors::new(vec![vendor_not_clearing().at("vendor_id")]),
+            Lang::En,
+        ));
+    }
     let enqueued = crate::enqueue::run(
         state,
         &mut tx,
@@ -322,6 +335,18 @@ async fn admit_once<A: Serialize>(
     ))
 }
 
+/// The problem of a charge for a vendor that only issues documents (the same code the charge
+/// step fails with, should a vendor's mode ever change under a queued run).
+fn vendor_not_clearing() -> FieldProblem {
+    FieldProblem::new(
+        "vendor_not_clearing",
+        "This vendor is documents-only: it has no terminal to charge on. Issue a document \
+         instead (POST /v1/vendors/{id}/documents).",
+        "ספק זה מוגדר למסמכים בלבד ואין לו מסוף לחיוב. יש להפיק מסמך במקום זאת \
+         (POST /v1/vendors/{id}/documents).",
+    )
+}
+
 /// The 409 for an order key already used: the conflict problem, extended with the existing run.
 fn duplicate_order(order: &Order<'_>, run_id: Uuid) -> Response {
     let mut members = serde_json::Map::new();
@@ -344,9 +369,9 @@ fn duplicate_order(order: &Order<'_>, run_id: Uuid) -> Response {
 ///
 /// In order: a card number anywhere is refused (422 `card_number_refused` at each path, and
 /// nothing else is said, so that no message is built around the number); the body must be an
-/// object; a `vendor_id` in it must be the path's; then every member `shape` does not know is
-/// named (`unknown_field`), together with the first missing or wrong-typed member that
-/// deserialising `T` finds, each at its JSON path. Validation of the parsed value is the
+/// object; then a `vendor_id` that is not the path's, every member `shape` does not know
+/// (`unknown_field`) and the first missing or wrong-typed member that deserialising `T` finds are
+/// named together, each at its JSON path. Validation of the parsed value is the
 /// caller's next step.
 pub(crate) fn parse_order_body<T: DeserializeOwned>(
     body: &Value,
@@ -371,23 +396,24 @@ pub(crate) fn parse_order_body<T: DeserializeOwned>(
         ]));
     };
     let mut members = members.clone();
+    let mut errors = Vec::new();
     if let Some(given) = members.get("vendor_id").filter(|value| !value.is_null()) {
         let same = given
             .as_str()
             .and_then(|text| Uuid::try_parse(text).ok())
             .is_some_and(|given| given == vendor_id);
         if !same {
-            return Err(refuse(vec![
+            errors.push(
                 FieldProblem::new(
                     "vendor_mismatch",
                     "Leave vendor_id out, or give the vendor id of the path.",
                     "יש להשמיט את vendor_id או לציין את מזהה הספק שבנתיב.",
                 )
                 .at("vendor_id"),
-            ]));
+            );
         }
     }
-    let mut errors = domain::input::unknown_members(body, shape, "");
+    errors.extend(domain::input::unknown_members(body, shape, ""));
     members.insert("vendor_id".to_owned(), json!(vendor_id));
     let parsed = serde_path_to_error::deserialize(&Value::Object(members));
     if let Err(error) = &parsed {

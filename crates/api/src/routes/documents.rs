@@ -141,6 +141,7 @@ pub(crate) async fn create_document(
         key_field: "reference",
         key: &input.reference,
         input: serde_json::to_value(&input).map_err(ApiError::internal)?,
+        needs_clearing: false,
     };
     admit(
         &state,

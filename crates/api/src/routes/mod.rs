@@ -51,6 +51,20 @@ pub(crate) async fn not_found() -> Response {
     )
 }
 
+/// Middleware: a path whose percent-decoded segments hold a forbidden control character (a NUL
+/// above all, which PostgreSQL refuses in text) names nothing that exists, and answers the 404 of
+/// an unknown route before any handler could carry the segment to the database.
+pub(crate) async fn refuse_control_characters_in_path(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let decoded = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
+    if domain::input::has_forbidden_control(&decoded) {
+        return not_found().await;
+    }
+    next.run(request).await
+}
+
 /// Known paths with an unknown method answer a 405 problem.
 pub(crate) async fn method_not_allowed() -> Response {
     ApiError::MethodNotAllowed.into_response()
