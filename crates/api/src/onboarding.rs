@@ -76,11 +76,18 @@ pub async fn enqueue_onboarding(
     application: &VendorApplication,
     actor: Actor,
 ) -> Result<Enqueued, OnboardingError> {
+    let external_id = application.external_id.as_str();
+    // The same external id again is the same vendor, whatever its number: say so first.
+    if store::vendors::find_by_external_id(conn, marketplace_id, external_id)
+        .await?
+        .is_some()
+    {
+        return Err(OnboardingError::ExternalIdTaken(external_id.to_owned()));
+    }
     let corporate_number = application.corporate_number.as_str();
     store::vendors::lock_corporate_number(conn, marketplace_id, corporate_number).await?;
     if let Some(existing) =
         store::vendors::find_by_corporate_number(conn, marketplace_id, corporate_number).await?
-        && existing.external_id != application.external_id.as_str()
     {
         return Err(OnboardingError::CorporateNumberTaken {
             vendor_id: existing.id,
