@@ -209,7 +209,8 @@ pub(crate) struct AdminRunPage {
 #[utoipa::path(get, path = "/v1/admin/runs", tag = "admin", params(RunsQuery),
     responses((status = 200, body = AdminRunPage),
               (status = 400, description = "A bad filter", content_type = "application/problem+json"),
-              (status = 403, description = "Not a viewer or operator token", content_type = "application/problem+json")),
+              (status = 403, description = "Not a viewer or operator token", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
@@ -425,7 +426,7 @@ async fn run_action(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The action does not apply to the run's status", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn retry_now(
     State(state): State<AppState>,
@@ -482,7 +483,7 @@ pub(crate) async fn resume_from(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The run has ended", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
@@ -510,7 +511,7 @@ pub(crate) async fn cancel(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The run is paused already or has ended", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn pause(
     State(state): State<AppState>,
@@ -538,7 +539,7 @@ pub(crate) async fn pause(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The run is not paused", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn resume(
     State(state): State<AppState>,
@@ -815,7 +816,9 @@ pub(crate) struct VendorsQuery {
 
 /// List vendors, newest first.
 #[utoipa::path(get, path = "/v1/admin/vendors", tag = "admin", params(VendorsQuery),
-    responses((status = 200, body = AdminVendorPage)),
+    responses((status = 200, body = AdminVendorPage),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_vendors(
     State(state): State<AppState>,
@@ -1194,7 +1197,9 @@ pub(crate) struct DeliveriesQuery {
 
 /// List webhook deliveries, newest first: attempts, last answer, dead letters.
 #[utoipa::path(get, path = "/v1/admin/webhooks/deliveries", tag = "admin", params(DeliveriesQuery),
-    responses((status = 200, body = AdminDeliveryPage)),
+    responses((status = 200, body = AdminDeliveryPage),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_deliveries(
     State(state): State<AppState>,
@@ -1257,7 +1262,7 @@ pub(crate) async fn list_deliveries(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such delivery in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "Still pending, or its endpoint is disabled", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn replay_delivery(
     State(state): State<AppState>,
@@ -1302,7 +1307,9 @@ pub(crate) struct AdminAuditPage {
 
 /// The audit log of operator actions, newest first.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", params(AuditQuery),
-    responses((status = 200, body = AdminAuditPage)),
+    responses((status = 200, body = AdminAuditPage),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_audit(
     State(state): State<AppState>,

@@ -117,7 +117,9 @@ pub(crate) struct DocumentAccepted {
         (status = 409, description = "The reference was already used for this vendor (`run_id` and `links.run` \
             name its run), or the idempotency key was used for another body", content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or a card number anywhere (`card_number_refused`)",
+        (status = 422, description = "Invalid fields (`unknown_field` for members not listed here, \
+            `invalid_characters` for control characters, `amount_too_large` above the ceiling), or a card number \
+            anywhere (`card_number_refused`)",
             content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

@@ -144,7 +144,8 @@ async fn existing_vendor(
             or the idempotency key was used for another body",
             content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, one entry each", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, one entry each: also `unknown_field` for a member not listed \
+            here and `invalid_characters` for a control character", content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn create_onboarding(

@@ -239,7 +239,8 @@ pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<Uuid, ApiError>
 /// List runs, newest first, with filters and a cursor.
 #[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListRunsQuery),
     responses((status = 200, body = RunPage),
-              (status = 400, description = "A bad filter", content_type = "application/problem+json")),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
@@ -315,7 +316,9 @@ pub(crate) async fn list_runs(
     request_body(content = Object, description = "Optional JSON payload, at most 64 KiB, e.g. {\"reason\": \"approved by Upay\"}"),
     responses((status = 202, description = "The signal is recorded"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
-              (status = 409, description = "The run has finished", content_type = "application/problem+json")),
+              (status = 409, description = "The run has finished", content_type = "application/problem+json"),
+              (status = 422, description = "A string of the payload holds a control character (`invalid_characters` at its JSON path)",
+                  content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn send_signal(
     State(state): State<AppState>,
