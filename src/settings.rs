@@ -388,6 +388,24 @@ mod tests {
     }
 
     #[test]
+    fn the_amount_ceiling_defaults_to_ten_million_shekels_and_must_be_positive() {
+        let settings = Settings::from_env_map(env(&[])).unwrap();
+        assert_eq!(settings.max_amount_agorot, 1_000_000_000);
+        let settings =
+            Settings::from_env_map(env(&[("VENDORFLOW_MAX_AMOUNT_AGOROT", "500000")])).unwrap();
+        assert_eq!(settings.max_amount_agorot, 500_000);
+        for bad in ["0", "-1", "ten"] {
+            let error = Settings::from_env_map(env(&[("VENDORFLOW_MAX_AMOUNT_AGOROT", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("VENDORFLOW_MAX_AMOUNT_AGOROT"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn a_bad_value_names_its_variable() {
         let error = Settings::from_env_map(env(&[("VENDORFLOW_LISTEN", "not-an-address")]))
             .unwrap_err()
