@@ -48,6 +48,10 @@ pub struct AppState {
     /// Renders this process's metrics for `GET /metrics` (the binary passes its Prometheus
     /// recorder's render); `None` leaves `/metrics` unserved (404).
     pub metrics: Option<MetricsRender>,
+    /// The most one charge or document, and each of its lines, may be for, in agorot
+    /// (`domain::orders::DEFAULT_MAX_AMOUNT_AGOROT` unless configured); more answers 422
+    /// `amount_too_large`.
+    pub max_amount_agorot: i64,
 }
 
 /// The documented routes and the OpenAPI document they make, completed with the shared answers.
@@ -73,7 +77,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(
+            routes::refuse_control_characters_in_path,
+        ))
         .layer(CatchPanicLayer::custom(routes::panic_response))
+        .layer(axum::middleware::from_fn(error::localize))
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
             axum::http::header::COOKIE,

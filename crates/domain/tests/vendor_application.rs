@@ -166,7 +166,7 @@ fn every_bad_field_is_reported_at_once_with_one_error_each() {
         "email": "dana@",
         "phone": "12345",
         "mode": "cash",
-        "bank_account": {"bank": 99, "branch": 0, "account": "12a"}
+        "bank_account": {"bank": 99, "branch": 1000, "account": "12a"}
     }});
     assert_eq!(
         errors_of(&body),
@@ -316,12 +316,41 @@ fn out_of_range_bank_and_branch_codes_are_refused() {
 }
 
 #[test]
-fn unknown_extra_fields_are_ignored() {
+fn unknown_members_of_a_body_are_refused_each_at_its_path() {
     let mut body = example_body();
     body["vendor"]["website"] = json!("https://dana.example");
     body["vendor"]["bank_account"]["nickname"] = json!("main");
     body["metadata"] = json!({"source": "crm", "tags": [1, 2]});
-    assert!(VendorApplication::from_request_body(&body).is_ok());
+    assert_eq!(
+        errors_of(&body),
+        pairs(&[
+            ("metadata", "unknown_field"),
+            ("vendor.bank_account.nickname", "unknown_field"),
+            ("vendor.website", "unknown_field"),
+        ])
+    );
+    // The typo the issue tells of: a clearing vendor without its account is refused twice over.
+    let mut body = example_body();
+    let account = body["vendor"]["bank_account"].take();
+    body["vendor"]
+        .as_object_mut()
+        .unwrap()
+        .remove("bank_account");
+    body["vendor"]["bank_acount"] = account;
+    assert_eq!(
+        errors_of(&body),
+        pairs(&[
+            ("vendor.bank_acount", "unknown_field"),
+            ("vendor.bank_account", "required"),
+        ])
+    );
+}
+
+#[test]
+fn a_vendor_object_from_elsewhere_may_carry_more_than_is_read() {
+    let mut vendor = example_body()["vendor"].clone();
+    vendor["website"] = json!("https://dana.example");
+    assert!(VendorApplication::from_vendor_value(&vendor, "rows[0]").is_ok());
 }
 
 #[test]
@@ -333,7 +362,8 @@ fn a_card_number_anywhere_is_refused_at_its_path() {
         errors_of(&body),
         pairs(&[
             ("metadata.cards[0]", "card_number_refused"),
-            ("vendor.notes", "card_number_refused")
+            ("vendor.notes", "card_number_refused"),
+            ("metadata", "unknown_field"),
         ])
     );
     let errors = VendorApplication::from_request_body(&body).unwrap_err();
@@ -610,7 +640,7 @@ proptest! {
         bank in choice(vec![
             (Some(json!({"bank": 12, "branch": 571, "account": "041116"})), 0),
             (Some(json!({"bank": 12, "branch": 571, "account": "041117"})), 1),
-            (Some(json!({"bank": 1, "branch": 0, "account": ""})), 3),
+            (Some(json!({"bank": 1, "branch": 1000, "account": ""})), 3),
             (Some(json!([])), 1),
             (None, 0),
         ]),
@@ -657,5 +687,18 @@ proptest! {
                 prop_assert_eq!(fields.len(), expected);
             }
         }
+    }
+}
+
+#[test]
+fn the_hebrew_business_type_message_lists_the_codes_the_api_accepts() {
+    let problem = domain::vendor::BusinessType::parse("llc").unwrap_err();
+    for code in domain::vendor::BusinessType::ALL {
+        assert!(
+            problem.message_he.contains(code.as_str()),
+            "{}",
+            problem.message_he
+        );
+        assert!(problem.message_en.contains(code.as_str()));
     }
 }

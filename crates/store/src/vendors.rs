@@ -147,6 +147,46 @@ pub async fn find_by_external_id(
     Ok(found)
 }
 
+/// Takes a transaction-scoped advisory lock on (`marketplace_id`, `corporate_number`): two
+/// transactions onboarding the same number in the same marketplace run one after the other, so
+/// the second sees the first's vendor in [`find_by_corporate_number`]. Released at commit or
+/// rollback; `conn` must be inside a transaction.
+pub async fn lock_corporate_number(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    corporate_number: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(
+             hashtextextended('vendorflow.vendors.corporate_number:' || $1::text || ':' || $2, 0))",
+    )
+    .bind(marketplace_id)
+    .bind(corporate_number)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The oldest vendor of a marketplace with this corporate number, if any.
+pub async fn find_by_corporate_number(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    corporate_number: &str,
+) -> Result<Option<Vendor>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        vendor_columns!(),
+        " FROM vendorflow.vendors WHERE marketplace_id = $1 AND corporate_number = $2
+          ORDER BY created_at, id LIMIT 1"
+    );
+    let found = sqlx::query_as::<_, Vendor>(sql)
+        .bind(marketplace_id)
+        .bind(corporate_number)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found)
+}
+
 /// Sets a vendor's onboarding state.
 pub async fn set_onboarding_state(
     conn: &mut PgConnection,
@@ -216,6 +256,64 @@ mod tests {
             matches!(&second, StoreError::Conflict(name) if name == "vendor_external_id_unique"),
             "{second:?}"
         );
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn a_vendor_is_found_by_corporate_number_within_its_marketplace_only(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        let market = marketplaces::insert(&mut conn, "m").await.unwrap();
+        let other = marketplaces::insert(&mut conn, "o").await.unwrap();
+        let stored = insert(&mut conn, &sample(market.id)).await.unwrap();
+        let found = find_by_corporate_number(&mut conn, market.id, "515555555")
+            .await
+            .unwrap();
+        assert_eq!(found, Some(stored));
+        assert_eq!(
+            find_by_corporate_number(&mut conn, other.id, "515555555")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            find_by_corporate_number(&mut conn, market.id, "000000018")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn the_corporate_number_lock_holds_a_second_transaction_until_the_first_ends(
+        pool: sqlx::PgPool,
+    ) {
+        use sqlx::Acquire;
+        let mut setup = pool.acquire().await.unwrap();
+        let market = marketplaces::insert(&mut setup, "m").await.unwrap();
+        let mut first = pool.begin().await.unwrap();
+        lock_corporate_number(&mut first, market.id, "515555555")
+            .await
+            .unwrap();
+        // Another session cannot take the same lock while the first holds it …
+        let mut second = pool.acquire().await.unwrap();
+        let mut tx = second.begin().await.unwrap();
+        let taken: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(
+                 hashtextextended('vendorflow.vendors.corporate_number:' || $1::text || ':' || $2, 0))",
+        )
+        .bind(market.id)
+        .bind("515555555")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert!(!taken);
+        tx.rollback().await.unwrap();
+        // … and takes it once the first commits.
+        first.commit().await.unwrap();
+        let mut tx = second.begin().await.unwrap();
+        lock_corporate_number(&mut tx, market.id, "515555555")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
     }
 
     #[sqlx::test(migrations = "../../migrations")]

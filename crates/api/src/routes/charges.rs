@@ -18,7 +18,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::card::{card_number_refused, find_card_numbers};
 use domain::errors::{FieldError, FieldProblem, Lang, ValidationErrors};
-use domain::orders::ChargeInput;
+use domain::input::Shape;
+use domain::orders::{CHARGE_BODY_SHAPE, ChargeInput};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiError, problem_response};
+use crate::error::ApiError;
 use crate::extract::{Caller, IdempotencyKey, JsonBody, Language};
 use crate::routes::runs::parse_id;
 
@@ -183,7 +184,9 @@ impl OrderLinks {
         (status = 409, description = "The order id was already used for this vendor (`run_id` and `links.run` \
             name its run), or the idempotency key was used for another body", content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or a card number anywhere (`card_number_refused`)",
+        (status = 422, description = "Invalid fields (`unknown_field` for members not listed here, \
+            `invalid_characters` for control characters, `amount_too_large` above the ceiling), a card number \
+            anywhere (`card_number_refused`), or a documents-only vendor (`vendor_not_clearing` at `vendor_id`)",
             content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -197,9 +200,9 @@ pub(crate) async fn create_charge(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Backend, Role::Operator])?;
     let vendor_id = parse_id(&id, "vendor")?;
-    let input: ChargeInput = parse_order_body(&body, vendor_id, lang)?;
+    let input: ChargeInput = parse_order_body(&body, &CHARGE_BODY_SHAPE, vendor_id, lang)?;
     input
-        .validate()
+        .validate(state.max_amount_agorot)
         .map_err(|errors| ApiError::Validation(errors, lang))?;
     let order = Order {
         workflow: CHARGE_WORKFLOW,
@@ -207,6 +210,7 @@ pub(crate) async fn create_charge(
         key_field: "order_id",
         key: &input.order_id,
         input: serde_json::to_value(&input).map_err(ApiError::internal)?,
+        needs_clearing: true,
     };
     admit(
         &state,
@@ -239,6 +243,9 @@ pub(crate) struct Order<'a> {
     /// The run's input: the typed input serialised, so that unknown members of the body (which
     /// might hold anything) are never stored.
     pub(crate) input: Value,
+    /// Whether only a clearing vendor can carry it out (a charge needs a terminal): a
+    /// documents-only vendor is then refused with 422 `vendor_not_clearing`, nothing stored.
+    pub(crate) needs_clearing: bool,
 }
 
 /// The transaction shared by charges and documents: claims the idempotency key (a replay
@@ -312,9 +319,16 @@ async fn admit_once<A: Serialize>(
     {
         return Ok(Admission::Answered(replayed));
     }
-    store::vendors::find(&mut tx, marketplace_id, vendor_id)
+    let vendor = store::vendors::find(&mut tx, marketplace_id, vendor_id)
         .await?
         .ok_or(ApiError::NotFound("vendor"))?;
+    if order.needs_clearing && vendor.mode != domain::vendor::ModeKind::Clearing.as_str() {
+        // The claim of the idempotency key is rolled back with the transaction.
+        return Err(ApiError::Validation(
+            ValidationErrors::new(vec![vendor_not_clearing().at("vendor_id")]),
+            Lang::En,
+        ));
+    }
     let enqueued = crate::enqueue::run(
         state,
         &mut tx,
@@ -352,27 +366,47 @@ async fn admit_once<A: Serialize>(
     ))
 }
 
+/// The problem of a charge for a vendor that only issues documents (the same code the charge
+/// step fails with, should a vendor's mode ever change under a queued run).
+fn vendor_not_clearing() -> FieldProblem {
+    FieldProblem::new(
+        "vendor_not_clearing",
+        "This vendor is documents-only: it has no terminal to charge on. Issue a document \
+         instead (POST /v1/vendors/{id}/documents).",
+        "ספק זה מוגדר למסמכים בלבד ואין לו מסוף לחיוב. יש להפיק מסמך במקום זאת \
+         (POST /v1/vendors/{id}/documents).",
+    )
+}
+
 /// The 409 for an order key already used: the conflict problem, extended with the existing run.
 fn duplicate_order(order: &Order<'_>, run_id: Uuid) -> Response {
-    let mut problem = ApiError::Conflict(format!(
-        "this vendor already has a run for {} `{}`: see /v1/runs/{run_id}",
-        order.key_field, order.key
-    ))
-    .problem();
-    problem["run_id"] = json!(run_id);
-    problem["links"] = json!({"run": format!("/v1/runs/{run_id}")});
-    problem_response(StatusCode::CONFLICT, &problem)
+    let mut members = serde_json::Map::new();
+    members.insert("run_id".to_owned(), json!(run_id));
+    members.insert(
+        "links".to_owned(),
+        json!({"run": format!("/v1/runs/{run_id}")}),
+    );
+    ApiError::ConflictExisting {
+        detail: format!(
+            "this vendor already has a run for {} `{}`: see /v1/runs/{run_id}",
+            order.key_field, order.key
+        ),
+        members,
+    }
+    .into_response()
 }
 
 /// Parses an order body into its typed input `T`, the vendor id taken from the path.
 ///
 /// In order: a card number anywhere is refused (422 `card_number_refused` at each path, and
 /// nothing else is said, so that no message is built around the number); the body must be an
-/// object; a `vendor_id` in it must be the path's; then `T` is deserialised, and the first
-/// missing or wrong-typed member answers 422 at its JSON path. Validation of the parsed value is
-/// the caller's next step.
+/// object; then a `vendor_id` that is not the path's, every member `shape` does not know
+/// (`unknown_field`) and the first missing or wrong-typed member that deserialising `T` finds are
+/// named together, each at its JSON path. Validation of the parsed value is the
+/// caller's next step.
 pub(crate) fn parse_order_body<T: DeserializeOwned>(
     body: &Value,
+    shape: &Shape,
     vendor_id: Uuid,
     lang: Lang,
 ) -> Result<T, ApiError> {
@@ -393,25 +427,34 @@ pub(crate) fn parse_order_body<T: DeserializeOwned>(
         ]));
     };
     let mut members = members.clone();
+    let mut errors = Vec::new();
     if let Some(given) = members.get("vendor_id").filter(|value| !value.is_null()) {
         let same = given
             .as_str()
             .and_then(|text| Uuid::try_parse(text).ok())
             .is_some_and(|given| given == vendor_id);
         if !same {
-            return Err(refuse(vec![
+            errors.push(
                 FieldProblem::new(
                     "vendor_mismatch",
                     "Leave vendor_id out, or give the vendor id of the path.",
                     "יש להשמיט את vendor_id או לציין את מזהה הספק שבנתיב.",
                 )
                 .at("vendor_id"),
-            ]));
+            );
         }
     }
+    errors.extend(domain::input::unknown_members(body, shape, ""));
     members.insert("vendor_id".to_owned(), json!(vendor_id));
-    serde_path_to_error::deserialize(&Value::Object(members))
-        .map_err(|error| refuse(vec![deserialize_error(&error)]))
+    let parsed = serde_path_to_error::deserialize(&Value::Object(members));
+    if let Err(error) = &parsed {
+        errors.push(deserialize_error(error));
+    }
+    if errors.is_empty() {
+        parsed.map_err(|error| refuse(vec![deserialize_error(&error)]))
+    } else {
+        Err(refuse(errors))
+    }
 }
 
 /// A deserialisation error as a field error at its JSON path (`items[0].quantity`).
@@ -543,8 +586,24 @@ mod tests {
         })
     }
 
+    /// The shape of `T`'s request body.
+    fn shape_of<T>() -> &'static Shape {
+        if std::any::type_name::<T>() == std::any::type_name::<DocumentInput>() {
+            &domain::orders::DOCUMENT_BODY_SHAPE
+        } else {
+            &CHARGE_BODY_SHAPE
+        }
+    }
+
+    fn errors_of<T: DeserializeOwned + std::fmt::Debug>(body: Value) -> Vec<FieldError> {
+        match parse_order_body::<T>(&body, shape_of::<T>(), Uuid::nil(), Lang::En) {
+            Err(ApiError::Validation(errors, _)) => errors.into_vec(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
     fn error_of<T: DeserializeOwned + std::fmt::Debug>(body: Value) -> FieldError {
-        match parse_order_body::<T>(&body, Uuid::nil(), Lang::En) {
+        match parse_order_body::<T>(&body, shape_of::<T>(), Uuid::nil(), Lang::En) {
             Err(ApiError::Validation(errors, _)) => {
                 assert_eq!(errors.len(), 1, "{errors:?}");
                 errors.into_vec().remove(0)
@@ -556,11 +615,13 @@ mod tests {
     #[test]
     fn the_vendor_id_comes_from_the_path() {
         let vendor_id = Uuid::now_v7();
-        let input: ChargeInput = parse_order_body(&charge_body(), vendor_id, Lang::En).unwrap();
+        let input: ChargeInput =
+            parse_order_body(&charge_body(), &CHARGE_BODY_SHAPE, vendor_id, Lang::En).unwrap();
         assert_eq!(input.vendor_id, vendor_id);
         let mut same = charge_body();
         same["vendor_id"] = json!(vendor_id.to_string().to_uppercase());
-        let input: ChargeInput = parse_order_body(&same, vendor_id, Lang::En).unwrap();
+        let input: ChargeInput =
+            parse_order_body(&same, &CHARGE_BODY_SHAPE, vendor_id, Lang::En).unwrap();
         assert_eq!(input.vendor_id, vendor_id);
 
         let mut other = charge_body();
@@ -611,6 +672,36 @@ mod tests {
             ("items[0].quantity", "invalid_value")
         );
         assert_eq!(error.message_en, "The number is out of range.");
+    }
+
+    #[test]
+    fn unknown_members_are_named_each_with_the_first_type_error() {
+        let mut body = charge_body();
+        body["amount"] = json!(5782);
+        body["customer"]["emial"] = json!("noa@example.com");
+        body["items"][0]["qty"] = json!(1);
+        body["items"][0]["quantity"] = json!("one");
+        let found: Vec<(String, &str)> = errors_of::<ChargeInput>(body)
+            .into_iter()
+            .map(|e| (e.field, e.code))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("amount".to_owned(), "unknown_field"),
+                ("customer.emial".to_owned(), "unknown_field"),
+                ("items[0].qty".to_owned(), "unknown_field"),
+                ("items[0].quantity".to_owned(), "invalid_type"),
+            ]
+        );
+        let body = json!({"reference": "r-1", "document_type": "receipt",
+            "customer": {"name": "Noa"},
+            "payments": [{"method": "cash", "amount_agorot": 100, "currency": "ILS"}]});
+        let error = error_of::<DocumentInput>(body);
+        assert_eq!(
+            (error.field.as_str(), error.code),
+            ("payments[0].currency", "unknown_field")
+        );
     }
 
     #[test]

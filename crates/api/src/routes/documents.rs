@@ -8,7 +8,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use domain::orders::DocumentInput;
+use domain::orders::{DOCUMENT_BODY_SHAPE, DocumentInput};
 use serde::{Deserialize, Serialize};
 use store::tokens::Role;
 use utoipa::ToSchema;
@@ -171,7 +171,9 @@ pub(crate) struct DocumentAccepted {
         (status = 409, description = "The reference was already used for this vendor (`run_id` and `links.run` \
             name its run), or the idempotency key was used for another body", content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or a card number anywhere (`card_number_refused`)",
+        (status = 422, description = "Invalid fields (`unknown_field` for members not listed here, \
+            `invalid_characters` for control characters, `amount_too_large` above the ceiling), or a card number \
+            anywhere (`card_number_refused`)",
             content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -185,9 +187,9 @@ pub(crate) async fn create_document(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Backend, Role::Operator])?;
     let vendor_id = parse_id(&id, "vendor")?;
-    let input: DocumentInput = parse_order_body(&body, vendor_id, lang)?;
+    let input: DocumentInput = parse_order_body(&body, &DOCUMENT_BODY_SHAPE, vendor_id, lang)?;
     input
-        .validate()
+        .validate(state.max_amount_agorot)
         .map_err(|errors| ApiError::Validation(errors, lang))?;
     let order = Order {
         workflow: DOCUMENT_WORKFLOW,
@@ -195,6 +197,7 @@ pub(crate) async fn create_document(
         key_field: "reference",
         key: &input.reference,
         input: serde_json::to_value(&input).map_err(ApiError::internal)?,
+        needs_clearing: false,
     };
     admit(
         &state,

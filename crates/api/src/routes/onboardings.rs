@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Caller, IdempotencyKey, JsonBody, Language};
+use crate::onboarding::OnboardingError;
 
 /// The onboarding request (design.md §8). Members not listed are refused (422 naming them).
 #[derive(Debug, ToSchema)]
@@ -185,6 +186,40 @@ pub(crate) struct OnboardingLinks {
     vendor: String,
 }
 
+/// The 409 naming an existing vendor: `vendor_id` and `links` (`vendor`, and `run`, its latest
+/// onboarding run, when it has one).
+async fn existing_vendor(
+    conn: &mut sqlx::PgConnection,
+    marketplace_id: Uuid,
+    vendor_id: Uuid,
+    detail: String,
+) -> Result<ApiError, ApiError> {
+    let filter = store::run_queries::RunFilter {
+        workflow: Some(crate::onboarding::ONBOARDING_WORKFLOW.to_owned()),
+        subject_id: Some(vendor_id),
+        ..Default::default()
+    };
+    let run = store::run_queries::list(conn, marketplace_id, &filter, None, 1)
+        .await?
+        .into_iter()
+        .next();
+    let mut links = serde_json::Map::new();
+    links.insert(
+        "vendor".to_owned(),
+        serde_json::json!(format!("/v1/vendors/{vendor_id}")),
+    );
+    if let Some(run) = &run {
+        links.insert(
+            "run".to_owned(),
+            serde_json::json!(format!("/v1/runs/{}", run.id)),
+        );
+    }
+    let mut members = serde_json::Map::new();
+    members.insert("vendor_id".to_owned(), serde_json::json!(vendor_id));
+    members.insert("links".to_owned(), serde_json::Value::Object(links));
+    Ok(ApiError::ConflictExisting { detail, members })
+}
+
 /// Enqueue a vendor's onboarding.
 #[utoipa::path(post, path = "/v1/onboardings", tag = "onboarding",
     request_body = OnboardingRequest,
@@ -195,10 +230,13 @@ pub(crate) struct OnboardingLinks {
         (status = 400, description = "Malformed JSON", content_type = "application/problem+json"),
         (status = 401, description = "No valid token", content_type = "application/problem+json"),
         (status = 403, description = "Not a backend or operator token", content_type = "application/problem+json"),
-        (status = 409, description = "The external id exists, or the idempotency key was used for another body",
+        (status = 409, description = "The external id exists, or another vendor of the marketplace has the \
+            corporate number (`vendor_id` and `links.vendor`, `links.run` name that vendor and its onboarding run), \
+            or the idempotency key was used for another body",
             content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, one entry each", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, one entry each: also `unknown_field` for a member not listed \
+            here and `invalid_characters` for a control character", content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn create_onboarding(
@@ -221,7 +259,7 @@ pub(crate) async fn create_onboarding(
         return Ok(replayed);
     }
 
-    let enqueued = crate::onboarding::enqueue_onboarding(
+    let enqueued = match crate::onboarding::enqueue_onboarding(
         &mut tx,
         &state.definitions,
         &state.keyring,
@@ -229,7 +267,50 @@ pub(crate) async fn create_onboarding(
         &application,
         crate::enqueue::actor(caller),
     )
-    .await?;
+    .await
+    {
+        Ok(enqueued) => enqueued,
+        Err(OnboardingError::ExternalIdTaken(external_id)) => {
+            // The failed insert aborted the transaction (and the key's claim with it).
+            tx.rollback().await?;
+            let mut conn = state.pool.acquire().await?;
+            let existing =
+                store::vendors::find_by_external_id(&mut conn, marketplace_id, &external_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::Conflict(format!(
+                            "the vendor with external_id `{external_id}` is being changed by \
+                             another request: retry"
+                        ))
+                    })?;
+            return Err(existing_vendor(
+                &mut conn,
+                marketplace_id,
+                existing.id,
+                format!(
+                    "a vendor with external_id `{external_id}` already exists in this \
+                     marketplace: see /v1/vendors/{}",
+                    existing.id
+                ),
+            )
+            .await?);
+        }
+        Err(OnboardingError::CorporateNumberTaken { vendor_id }) => {
+            tx.rollback().await?;
+            let mut conn = state.pool.acquire().await?;
+            return Err(existing_vendor(
+                &mut conn,
+                marketplace_id,
+                vendor_id,
+                format!(
+                    "another vendor of this marketplace already has this corporate number: see \
+                     /v1/vendors/{vendor_id}"
+                ),
+            )
+            .await?);
+        }
+        Err(other) => return Err(other.into()),
+    };
     let (run_id, vendor_id) = (enqueued.run_id, enqueued.vendor_id);
 
     let accepted = OnboardingAccepted {

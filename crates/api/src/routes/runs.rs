@@ -2,7 +2,7 @@
 //! cursor, and send a signal to one. Every query is scoped to the caller's marketplace.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Caller, IdempotencyKey, JsonBody, Language};
+use crate::extract::{Caller, IdempotencyKey, JsonBody, Language, Query};
 
 /// A run as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -241,14 +241,14 @@ pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<Uuid, ApiError>
 /// List runs, newest first, with filters and a cursor.
 #[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListRunsQuery),
     responses((status = 200, body = RunPage),
-              (status = 400, description = "A bad filter", content_type = "application/problem+json")),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<ListRunsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<ListRunsQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     if let Some(status) = &query.status
         && !STATUSES.contains(&status.as_str())
     {
@@ -331,7 +331,9 @@ pub(crate) struct SignalPath {
     request_body(content = Object, description = "Optional JSON payload, at most 64 KiB, e.g. {\"reason\": \"approved by Upay\"}"),
     responses((status = 202, description = "The signal is recorded"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
-              (status = 409, description = "The run has finished, or its workflow never waits for this signal", content_type = "application/problem+json")),
+              (status = 409, description = "The run has finished, or its workflow never waits for this signal", content_type = "application/problem+json"),
+              (status = 422, description = "Not a signal name the document lists (`unknown_signal` at `name`), or a string of the payload holds a control character (`invalid_characters` at its JSON path)",
+                  content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn send_signal(
     State(state): State<AppState>,

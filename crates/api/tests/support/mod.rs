@@ -131,6 +131,7 @@ impl Api {
             definitions,
             keyring,
             metrics: None,
+            max_amount_agorot: domain::orders::DEFAULT_MAX_AMOUNT_AGOROT,
         };
         let base = serve(api::router(state)).await;
         Api {
