@@ -225,6 +225,11 @@ fn complete_operation(path: &str, method: &str, operation: &mut Operation) {
         {
             no_control_characters(object);
         }
+        // OpenAPI requires path parameters to be required; utoipa leaves one whose schema comes
+        // from `schema_with` optional.
+        if matches!(parameter.parameter_in, ParameterIn::Path) {
+            parameter.required = utoipa::openapi::Required::True;
+        }
         match parameter.parameter_in {
             ParameterIn::Query => has_query = true,
             ParameterIn::Header if parameter.name.eq_ignore_ascii_case("idempotency-key") => {

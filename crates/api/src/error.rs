@@ -229,6 +229,23 @@ impl ApiError {
         }
     }
 
+    /// A 422 naming a query or path parameter whose value the route does not take; `message`
+    /// says what it must be (in English; the Hebrew sentence names the parameter).
+    pub fn invalid_parameter(parameter: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::Validation(
+            ValidationErrors::new(vec![
+                domain::errors::FieldProblem::new(
+                    "invalid_parameter",
+                    message.clone(),
+                    format!("הערך של {parameter} אינו תקין: {message}"),
+                )
+                .at(parameter),
+            ]),
+            Lang::En,
+        )
+    }
+
     /// The problem document in `lang`.
     pub fn problem_in(&self, lang: Lang) -> serde_json::Value {
         let mut problem = json!({

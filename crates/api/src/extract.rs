@@ -121,7 +121,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// A JSON body, parsed to a `serde_json::Value` so that field errors come from the domain parser
+/// A JSON body, parsed to a `serde_json::Value` (whole numbers written with a fraction read as
+/// integers) so that field errors come from the domain parser
 /// (all of them at once) rather than from a serde derive (first error only). A string or member
 /// name holding a forbidden control character answers 422 `invalid_characters` at each path.
 #[derive(Debug)]
@@ -154,7 +155,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                     ApiError::BadRequest("the body could not be read".to_owned())
                 }
             })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
             ApiError::BadRequest(format!(
                 "the body is not valid JSON (line {}, column {})",
                 error.line(),
@@ -165,13 +166,39 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !controls.is_empty() {
             return Err(ApiError::Validation(ValidationErrors::new(controls), lang));
         }
+        whole_numbers_as_integers(&mut value);
         Ok(JsonBody(value))
+    }
+}
+
+/// JSON has one number type, and JSON Schema counts `36.0` as the integer 36: a whole number
+/// written with a fraction becomes that integer (when it fits in 64 bits), so every integer
+/// member takes it as the document says.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) => {
+            if let Some(float) = number.as_f64()
+                && !number.is_i64()
+                && !number.is_u64()
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15
+            {
+                // Below 2^53 every whole f64 is exact, so the integer is the number written.
+                *value = serde_json::Value::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(members) => {
+            members.values_mut().for_each(whole_numbers_as_integers)
+        }
+        _ => {}
     }
 }
 
 /// The query string, deserialised into `T` like axum's `Query`, after every parameter (name and
 /// value, percent-decoded) is checked for forbidden control characters: those answer 422
-/// `invalid_characters` naming each parameter. A query `T` cannot read answers 400.
+/// `invalid_characters` naming each parameter. A parameter given empty is left out; one `T`
+/// cannot read answers 422 naming it.
 #[derive(Debug, Clone)]
 pub struct Query<T>(pub T);
 
@@ -187,8 +214,25 @@ where
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors, lang_of(&parts.headers)));
         }
-        let axum::extract::Query(value) = axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        // `?status=` is no status: a parameter given empty is left out, as forms and generated
+        // clients send unset filters.
+        let given: Vec<(String, String)> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect();
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&given)
+            .finish();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+        let value = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let parameter = error.path().to_string();
+            ApiError::invalid_parameter(
+                &parameter,
+                format!("{parameter} does not have a value this route takes"),
+            )
+        })?;
         Ok(Query(value))
     }
 }

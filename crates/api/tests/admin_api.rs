@@ -535,8 +535,12 @@ async fn the_runs_list_filters_counts_sorts_and_pages_with_a_cursor(pool: PgPool
     // Nothing has been unchanged for an hour yet.
     let (_, stuck) = h.get("/v1/admin/runs?stuck_minutes=60", &h.a.viewer).await;
     assert_eq!(stuck["runs"], json!([]));
-    let (status, _) = h.get("/v1/admin/runs?status=lost", &h.a.viewer).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, problem) = h.get("/v1/admin/runs?status=lost", &h.a.viewer).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "status");
+    // An empty parameter is no filter.
+    let (status, _) = h.get("/v1/admin/runs?status=&step=", &h.a.viewer).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

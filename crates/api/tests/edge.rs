@@ -429,7 +429,7 @@ async fn every_problem_is_in_hebrew_when_asked_and_the_business_type_lists_codes
                 .body("{not json"),
         ),
         (
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             client
                 .get(url("/v1/runs?status=nope"))
                 .bearer_auth(&api.a.backend),
@@ -460,8 +460,10 @@ async fn every_problem_is_in_hebrew_when_asked_and_the_business_type_lists_codes
         }
         if expected == StatusCode::UNPROCESSABLE_ENTITY {
             let message = problem["errors"][0]["message"].as_str().unwrap();
-            assert_eq!(problem["errors"][0]["field"], "vendor.business_type");
             assert!(is_hebrew(message), "{problem}");
+        }
+        if problem["errors"][0]["field"] == "vendor.business_type" {
+            let message = problem["errors"][0]["message"].as_str().unwrap();
             for code in [
                 "exempt_dealer",
                 "licensed_dealer",

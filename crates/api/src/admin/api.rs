@@ -81,7 +81,9 @@ fn action_error(error: ActionError, lang: Lang) -> ApiError {
 impl From<FilterError> for ApiError {
     fn from(error: FilterError) -> Self {
         match error {
-            FilterError::Invalid(message) => ApiError::BadRequest(message),
+            FilterError::Invalid { parameter, message } => {
+                ApiError::invalid_parameter(parameter, message)
+            }
             FilterError::Database(error) => ApiError::from(error),
         }
     }
@@ -836,7 +838,7 @@ pub(crate) async fn list_vendors(
                     created_at: c.created_at,
                     id: c.id,
                 })
-                .ok_or_else(|| ApiError::BadRequest("cursor is not valid".to_owned()))
+                .ok_or_else(|| ApiError::invalid_parameter("cursor", "cursor is not valid"))
         })
         .transpose()?;
     const PAGE: usize = 50;
@@ -1213,7 +1215,7 @@ pub(crate) async fn list_deliveries(
         .filter(|s| !s.is_empty())
         .map(|s| {
             DeliveryStatus::parse(s).ok_or_else(|| {
-                ApiError::BadRequest("status must be pending, delivered or dead".to_owned())
+                ApiError::invalid_parameter("status", "status must be pending, delivered or dead")
             })
         })
         .transpose()?;

@@ -131,7 +131,7 @@ pub(crate) struct ItemBody {
     name: String,
     sku: Option<String>,
     /// At least 1.
-    #[schema(example = 1, minimum = 1)]
+    #[schema(example = 1, minimum = 1, maximum = 4_294_967_295_u64)]
     quantity: u32,
     /// The price of one, in agorot; not negative. Quantity × price, summed over the lines, is
     /// at most the amount ceiling.

@@ -58,12 +58,13 @@ struct VendorFields {
         pattern = r"^[A-Za-z0-9._:-]+$"
     )]
     external_id: String,
-    /// The legal name (surrounding spaces are trimmed; no control characters).
+    /// The legal name: up to 100 characters once surrounding spaces are trimmed, and no control
+    /// characters at all (no line breaks or tabs either).
     #[schema(
         example = "דנה קרמיקה בע\"מ",
         min_length = 1,
         max_length = 100,
-        pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?\s*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     legal_name: String,
     /// Corporate number (ח"פ) or ID (ת"ז): up to 9 digits (spaces and dashes allowed) whose last

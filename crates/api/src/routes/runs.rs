@@ -204,7 +204,9 @@ fn parse_time(value: Option<String>, name: &str) -> Result<Option<DateTime<Utc>>
         .map(|text| {
             DateTime::parse_from_rfc3339(&text)
                 .map(|time| time.with_timezone(&Utc))
-                .map_err(|_| ApiError::BadRequest(format!("{name} must be an RFC 3339 time")))
+                .map_err(|_| {
+                    ApiError::invalid_parameter(name, format!("{name} must be an RFC 3339 time"))
+                })
         })
         .transpose()
 }
@@ -223,11 +225,14 @@ where
                 .ok()
                 .filter(|number| range.contains(number))
                 .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "{name} must be a number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ))
+                    ApiError::invalid_parameter(
+                        name,
+                        format!(
+                            "{name} must be a number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
                 })
         })
         .transpose()
@@ -252,16 +257,16 @@ pub(crate) async fn list_runs(
     if let Some(status) = &query.status
         && !STATUSES.contains(&status.as_str())
     {
-        return Err(ApiError::BadRequest(format!(
-            "status must be one of {}",
-            STATUSES.join(", ")
-        )));
+        return Err(ApiError::invalid_parameter(
+            "status",
+            format!("status must be one of {}", STATUSES.join(", ")),
+        ));
     }
     let subject_id = query
         .vendor_id
         .map(|text| {
             Uuid::try_parse(&text)
-                .map_err(|_| ApiError::BadRequest("vendor_id must be a uuid".to_owned()))
+                .map_err(|_| ApiError::invalid_parameter("vendor_id", "vendor_id must be a uuid"))
         })
         .transpose()?;
     let filter = RunFilter {
@@ -278,7 +283,7 @@ pub(crate) async fn list_runs(
         .cursor
         .map(|text| {
             RunCursor::decode(&text)
-                .ok_or_else(|| ApiError::BadRequest("cursor is not valid".to_owned()))
+                .ok_or_else(|| ApiError::invalid_parameter("cursor", "cursor is not valid"))
         })
         .transpose()?;
     let mut conn = state.pool.acquire().await?;
