@@ -230,6 +230,18 @@ fn complete_operation(path: &str, method: &str, operation: &mut Operation) {
         if matches!(parameter.parameter_in, ParameterIn::Path) {
             parameter.required = utoipa::openapi::Required::True;
         }
+        // Every cursor is a run/vendor keyset cursor, whose form the store defines.
+        if matches!(parameter.parameter_in, ParameterIn::Query)
+            && parameter.name == "cursor"
+            && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+        {
+            object.pattern = Some(store::run_queries::RunCursor::PATTERN.to_owned());
+            object.description = Some(
+                "The `next_cursor` of the previous page (its form is fixed; any text of that \
+                 form starts a page after the point it names)."
+                    .to_owned(),
+            );
+        }
         match parameter.parameter_in {
             ParameterIn::Query => has_query = true,
             ParameterIn::Header if parameter.name.eq_ignore_ascii_case("idempotency-key") => {

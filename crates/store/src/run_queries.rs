@@ -45,9 +45,22 @@ impl RunCursor {
         )
     }
 
-    /// Parses the text form; `None` when it is not one of ours.
+    /// What every text form matches, and every text matching it decodes (the OpenAPI document
+    /// gives it as the `cursor` parameters' pattern): microseconds since the epoch (at most 16
+    /// digits, so always a representable time), `_`, and an id's 32 hex digits.
+    pub const PATTERN: &'static str = "^-?[0-9]{1,16}_[0-9a-fA-F]{32}$";
+
+    /// Parses the text form; `None` when it does not match [`RunCursor::PATTERN`].
     pub fn decode(text: &str) -> Option<RunCursor> {
         let (micros, id) = text.split_once('_')?;
+        let digits = micros.strip_prefix('-').unwrap_or(micros);
+        if !(1..=16).contains(&digits.len())
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || id.len() != 32
+            || !id.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return None;
+        }
         let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
         let id = Uuid::try_parse(id).ok()?;
         Some(RunCursor { created_at, id })
@@ -192,5 +205,15 @@ mod tests {
         assert_eq!(RunCursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(RunCursor::decode("nonsense"), None);
         assert_eq!(RunCursor::decode("12_notauuid"), None);
+        // What the pattern admits decodes, at its limits too; what it refuses does not.
+        let max = format!("-9999999999999999_{}", "F".repeat(32));
+        assert!(RunCursor::decode(&max).is_some());
+        assert!(RunCursor::decode(&format!("9999999999999999_{}", "0".repeat(32))).is_some());
+        assert_eq!(RunCursor::decode(&format!("+1_{}", "0".repeat(32))), None);
+        assert_eq!(
+            RunCursor::decode("1_67e55044-10b1-426f-9247-bb680e5fe0c8"),
+            None,
+            "a hyphenated id is not the cursor's form"
+        );
     }
 }
