@@ -149,8 +149,8 @@ impl OrderLinks {
         (status = 401, description = "No valid token", content_type = "application/problem+json"),
         (status = 403, description = "Not a backend or operator token", content_type = "application/problem+json"),
         (status = 404, description = "No such vendor in your marketplace", content_type = "application/problem+json"),
-        (status = 409, description = "The order id was already used for this vendor (`run_id` and `links.run` \
-            name its run), or the idempotency key was used for another body", content_type = "application/problem+json"),
+        (status = 409, description = "The order id was already used for this vendor (`run_id`, `links.run` \
+            and `links.charge` name its run and its read), or the idempotency key was used for another body", content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or a card number anywhere (`card_number_refused`)",
             content_type = "application/problem+json"),
@@ -244,7 +244,7 @@ pub(crate) async fn admit<A: Serialize>(
                 )
                 .await?;
                 if let Some(run_id) = holder {
-                    return Ok(duplicate_order(&order, run_id));
+                    return Ok(duplicate_order(&order, vendor_id, run_id));
                 }
             }
         }
@@ -321,15 +321,19 @@ async fn admit_once<A: Serialize>(
     ))
 }
 
-/// The 409 for an order key already used: the conflict problem, extended with the existing run.
-fn duplicate_order(order: &Order<'_>, run_id: Uuid) -> Response {
+/// The 409 for an order key already used: the conflict problem, extended with the existing run
+/// and links to it and to the read of the charge or document that holds the key.
+fn duplicate_order(order: &Order<'_>, vendor_id: Uuid, run_id: Uuid) -> Response {
     let mut problem = ApiError::Conflict(format!(
         "this vendor already has a run for {} `{}`: see /v1/runs/{run_id}",
         order.key_field, order.key
     ))
     .problem();
     problem["run_id"] = json!(run_id);
-    problem["links"] = json!({"run": format!("/v1/runs/{run_id}")});
+    problem["links"] = json!({
+        "run": format!("/v1/runs/{run_id}"),
+        (order.resource.trim_end_matches('s')): crate::routes::orders::order_path(vendor_id, order.resource, order.key),
+    });
     problem_response(StatusCode::CONFLICT, &problem)
 }
 
