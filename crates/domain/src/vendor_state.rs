@@ -174,6 +174,24 @@ pub fn vendor_state(facts: &VendorFacts<'_>) -> (VendorState, Option<StateReason
     }
 }
 
+/// The vendor state that an event of a run of `workflow`, now `status` at `step`, reports: the
+/// onboarding's run events (`vendor.onboarding_paused`, `…_failed`, `…_cancelled`) carry it as
+/// `state`, so that a backend learns from the webhook what the vendor resource would say. `None`
+/// for other workflows.
+pub fn event_state(workflow: &str, status: RunStatus, step: &str) -> Option<VendorState> {
+    (workflow == ONBOARDING_WORKFLOW).then(|| {
+        vendor_state(&VendorFacts {
+            onboarding_state: "onboarding",
+            run: Some(OnboardingRunFacts {
+                status,
+                step,
+                status_reason: None,
+            }),
+        })
+        .0
+    })
+}
+
 /// The code and the action of a pause at `step` of the onboarding.
 fn paused_at(step: &str) -> (&'static str, &'static str) {
     match step {
@@ -280,6 +298,22 @@ mod tests {
             run: None,
         };
         assert_eq!(vendor_state(&new).0, VendorState::Onboarding);
+    }
+
+    #[test]
+    fn only_the_onboardings_events_report_a_vendor_state() {
+        assert_eq!(
+            event_state(ONBOARDING_WORKFLOW, RunStatus::Paused, "open_terminal"),
+            Some(VendorState::ActionRequired)
+        );
+        assert_eq!(
+            event_state(ONBOARDING_WORKFLOW, RunStatus::Failed, "open_terminal"),
+            Some(VendorState::Failed)
+        );
+        assert_eq!(
+            event_state("vendor_charge", RunStatus::Paused, "charge_customer"),
+            None
+        );
     }
 
     #[test]

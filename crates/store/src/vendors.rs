@@ -198,9 +198,33 @@ pub struct VendorFilter {
     pub created_before: Option<DateTime<Utc>>,
 }
 
-/// The statement of a vendor with its latest onboarding run (`$1` the onboarding workflow), and
-/// the state `domain::vendor_state::vendor_state` decides, mirrored in SQL so that the listing
-/// can filter on it (the store's tests check that both agree on every combination).
+/// The joins that add to a vendor `v` its latest onboarding run `r` (`r.id`, `r.status`,
+/// `r.step_name`, `r.status_reason`) and its state `s.state`: the state
+/// `domain::vendor_state::vendor_state` decides, mirrored in SQL so that listings can filter on
+/// it (the store's tests check that both agree on every combination, and that the workflow and
+/// step named here are the domain's).
+macro_rules! latest_onboarding_joins {
+    () => {
+        " LEFT JOIN LATERAL (
+             SELECT r.id, r.status, r.step_name, r.status_reason FROM vendorflow.runs r
+             WHERE r.subject_id = v.id AND r.workflow = 'vendor_onboarding'
+             ORDER BY r.created_at DESC, r.id DESC LIMIT 1
+         ) r ON true
+         CROSS JOIN LATERAL (SELECT CASE
+             WHEN v.onboarding_state = 'ready' THEN 'ready'
+             WHEN r.status IS NULL THEN 'onboarding'
+             WHEN r.status = 'succeeded' THEN 'ready'
+             WHEN r.status = 'waiting' AND r.step_name = 'await_terminal_approval'
+                 THEN 'awaiting_approval'
+             WHEN r.status = 'paused' THEN 'action_required'
+             WHEN r.status = 'failed' THEN 'failed'
+             WHEN r.status = 'cancelled' THEN 'cancelled'
+             ELSE 'onboarding' END AS state) s "
+    };
+}
+pub(crate) use latest_onboarding_joins;
+
+/// The statement of a vendor with its latest onboarding run, filtered by `$where`.
 macro_rules! vendor_read_sql {
     ($where:literal) => {
         concat!(
@@ -209,22 +233,9 @@ macro_rules! vendor_read_sql {
                     v.bank_account_last4, v.onboarding_state, v.provider_company_id, v.created_at,
                     v.updated_at, r.id AS run_id, r.status AS run_status, r.step_name AS run_step,
                     r.status_reason AS run_status_reason
-             FROM vendorflow.vendors v
-             LEFT JOIN LATERAL (
-                 SELECT r.id, r.status, r.step_name, r.status_reason FROM vendorflow.runs r
-                 WHERE r.subject_id = v.id AND r.workflow = $1
-                 ORDER BY r.created_at DESC, r.id DESC LIMIT 1
-             ) r ON true
-             CROSS JOIN LATERAL (SELECT CASE
-                 WHEN v.onboarding_state = 'ready' THEN 'ready'
-                 WHEN r.status IS NULL THEN 'onboarding'
-                 WHEN r.status = 'succeeded' THEN 'ready'
-                 WHEN r.status = 'waiting' AND r.step_name = $2 THEN 'awaiting_approval'
-                 WHEN r.status = 'paused' THEN 'action_required'
-                 WHEN r.status = 'failed' THEN 'failed'
-                 WHEN r.status = 'cancelled' THEN 'cancelled'
-                 ELSE 'onboarding' END AS state) s
-             WHERE ",
+             FROM vendorflow.vendors v",
+            latest_onboarding_joins!(),
+            " WHERE ",
             $where
         )
     };
@@ -236,10 +247,8 @@ pub async fn find_read(
     marketplace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<VendorRead>, StoreError> {
-    let sql = vendor_read_sql!("v.marketplace_id = $3 AND v.id = $4");
+    let sql = vendor_read_sql!("v.marketplace_id = $1 AND v.id = $2");
     let found = sqlx::query_as::<_, VendorRead>(sql)
-        .bind(domain::vendor_state::ONBOARDING_WORKFLOW)
-        .bind(domain::vendor_state::TERMINAL_APPROVAL_STEP)
         .bind(marketplace_id)
         .bind(id)
         .fetch_optional(conn)
@@ -258,19 +267,17 @@ pub async fn list_reads(
 ) -> Result<Vec<VendorRead>, StoreError> {
     let sql = concat!(
         vendor_read_sql!(
-            "v.marketplace_id = $3
-               AND ($4::text IS NULL OR v.external_id = $4)
-               AND ($5::text IS NULL OR s.state = $5)
-               AND ($6::text IS NULL OR v.mode = $6)
-               AND ($7::timestamptz IS NULL OR v.created_at >= $7)
-               AND ($8::timestamptz IS NULL OR v.created_at < $8)
-               AND ($9::timestamptz IS NULL OR (v.created_at, v.id) < ($9, $10))"
+            "v.marketplace_id = $1
+               AND ($2::text IS NULL OR v.external_id = $2)
+               AND ($3::text IS NULL OR s.state = $3)
+               AND ($4::text IS NULL OR v.mode = $4)
+               AND ($5::timestamptz IS NULL OR v.created_at >= $5)
+               AND ($6::timestamptz IS NULL OR v.created_at < $6)
+               AND ($7::timestamptz IS NULL OR (v.created_at, v.id) < ($7, $8))"
         ),
-        " ORDER BY v.created_at DESC, v.id DESC LIMIT $11"
+        " ORDER BY v.created_at DESC, v.id DESC LIMIT $9"
     );
     let rows = sqlx::query_as::<_, VendorRead>(sql)
-        .bind(domain::vendor_state::ONBOARDING_WORKFLOW)
-        .bind(domain::vendor_state::TERMINAL_APPROVAL_STEP)
         .bind(marketplace_id)
         .bind(&filter.external_id)
         .bind(&filter.state)
@@ -302,6 +309,18 @@ mod tests {
             mode: "clearing".into(),
             bank_account_checked: Some(true),
             bank_account_last4: Some("1116".into()),
+        }
+    }
+
+    #[test]
+    fn the_state_joins_name_the_domains_workflow_and_step() {
+        let sql = latest_onboarding_joins!();
+        let workflow = format!("'{}'", domain::vendor_state::ONBOARDING_WORKFLOW);
+        let step = format!("'{}'", domain::vendor_state::TERMINAL_APPROVAL_STEP);
+        assert!(sql.contains(&workflow), "{sql}");
+        assert!(sql.contains(&step), "{sql}");
+        for state in domain::vendor_state::VendorState::ALL {
+            assert!(sql.contains(&format!("'{state}'")), "{state}");
         }
     }
 

@@ -703,6 +703,8 @@ pub(crate) struct AdminVendorSummary {
     external_id: String,
     legal_name: String,
     mode: String,
+    /// Where the vendor stands, as in the marketplace API's vendor resource.
+    state: crate::routes::vendors::VendorStateName,
     onboarding_state: String,
     provider_company_id: Option<i64>,
     keys_state: Option<String>,
@@ -761,6 +763,7 @@ pub(crate) async fn list_vendors(
         &VendorFilter {
             search: query.q.filter(|q| !q.trim().is_empty()),
             onboarding_state: query.state.filter(|s| !s.is_empty()),
+            state: None,
         },
         cursor,
         PAGE as i64 + 1,
@@ -785,6 +788,14 @@ pub(crate) async fn list_vendors(
                 id: v.id,
                 external_id: v.external_id,
                 legal_name: v.legal_name,
+                state: crate::routes::vendors::decide_state(
+                    &v.onboarding_state,
+                    v.run_status.as_deref(),
+                    v.run_step.as_deref(),
+                    v.run_status_reason.as_deref(),
+                )
+                .0
+                .into(),
                 mode: v.mode,
                 onboarding_state: v.onboarding_state,
                 provider_company_id: v.provider_company_id,

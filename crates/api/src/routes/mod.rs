@@ -8,7 +8,7 @@ mod onboardings;
 mod orders;
 mod paging;
 pub(crate) mod runs;
-mod vendors;
+pub(crate) mod vendors;
 
 use std::any::Any;
 

@@ -123,21 +123,36 @@ pub(crate) struct VendorView {
     updated_at: DateTime<Utc>,
 }
 
+/// The state of a vendor whose stored onboarding state is `onboarding_state` and whose latest
+/// onboarding run has `run_status`, `run_step` and `run_reason` (as the store reads them), by
+/// `domain::vendor_state`. The API, the admin API and the dashboard all ask here.
+pub(crate) fn decide_state(
+    onboarding_state: &str,
+    run_status: Option<&str>,
+    run_step: Option<&str>,
+    run_reason: Option<&str>,
+) -> (VendorState, Option<domain::vendor_state::StateReason>) {
+    let run = run_status
+        .and_then(|status| status.parse().ok())
+        .map(|status| OnboardingRunFacts {
+            status,
+            step: run_step.unwrap_or(""),
+            status_reason: run_reason,
+        });
+    vendor_state(&VendorFacts {
+        onboarding_state,
+        run,
+    })
+}
+
 impl From<VendorRead> for VendorView {
     fn from(read: VendorRead) -> Self {
-        let run = read
-            .run_status
-            .as_deref()
-            .and_then(|status| status.parse().ok())
-            .map(|status| OnboardingRunFacts {
-                status,
-                step: read.run_step.as_deref().unwrap_or(""),
-                status_reason: read.run_status_reason.as_deref(),
-            });
-        let (state, reason) = vendor_state(&VendorFacts {
-            onboarding_state: &read.vendor.onboarding_state,
-            run,
-        });
+        let (state, reason) = decide_state(
+            &read.vendor.onboarding_state,
+            read.run_status.as_deref(),
+            read.run_step.as_deref(),
+            read.run_status_reason.as_deref(),
+        );
         let vendor = read.vendor;
         let id = vendor.id;
         let bank_account = (vendor.mode == "clearing").then(|| MaskedBankAccount {
