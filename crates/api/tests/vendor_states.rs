@@ -106,6 +106,11 @@ async fn a_paused_onboarding_is_action_required_everywhere(pool: PgPool) {
 
     let (_, admin) = h.get("/v1/admin/vendors?q=seller-7", &h.a.viewer).await;
     assert_eq!(admin["vendors"][0]["state"], "action_required", "{admin}");
+    let (_, admin) = h
+        .get(&format!("/v1/admin/vendors/{vendor}"), &h.a.viewer)
+        .await;
+    assert_eq!(admin["state"], "action_required", "{admin}");
+    assert_eq!(admin["state_reason"]["message"], reason.as_str());
 
     let paused = events(&h, run, "vendor.onboarding_paused").await;
     assert_eq!(paused.len(), 1, "{paused:?}");

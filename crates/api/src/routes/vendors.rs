@@ -79,6 +79,16 @@ pub(crate) struct StateReason {
     action: String,
 }
 
+impl From<domain::vendor_state::StateReason> for StateReason {
+    fn from(reason: domain::vendor_state::StateReason) -> Self {
+        StateReason {
+            code: reason.code.to_owned(),
+            message: reason.message,
+            action: reason.action.to_owned(),
+        }
+    }
+}
+
 /// Where to follow a vendor.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct VendorLinks {
@@ -173,11 +183,7 @@ impl From<VendorRead> for VendorView {
                 VendorMode::DocumentsOnly
             },
             state: state.into(),
-            state_reason: reason.map(|reason| StateReason {
-                code: reason.code.to_owned(),
-                message: reason.message,
-                action: reason.action.to_owned(),
-            }),
+            state_reason: reason.map(StateReason::from),
             run_id: read.run_id,
             onboarding_state: vendor.onboarding_state,
             provider_company_id: vendor.provider_company_id,
