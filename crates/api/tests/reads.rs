@@ -500,3 +500,42 @@ async fn the_reads_are_in_the_openapi_document_with_their_enums(pool: PgPool) {
         .collect();
     assert_eq!(statuses, domain_statuses);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_used_external_id_is_a_409_linking_to_the_vendor_that_has_it(pool: PgPool) {
+    let api = start(pool).await;
+    let (status, accepted) = api
+        .post(
+            "/v1/onboardings",
+            &api.a.backend,
+            Some("k-1"),
+            &onboarding("dup"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let (status, problem) = api
+        .post(
+            "/v1/onboardings",
+            &api.a.operator,
+            Some("k-2"),
+            &onboarding("dup"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["vendor_id"], accepted["vendor_id"]);
+    assert_eq!(problem["run_id"], accepted["run_id"]);
+    assert_eq!(problem["links"], accepted["links"]);
+    let (status, vendor) = api
+        .get(problem["links"]["vendor"].as_str().unwrap(), &api.a.backend)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(vendor["external_id"], "dup");
+    // The refused request stored nothing, not even its idempotency key.
+    assert_eq!(api.count("runs").await, 1);
+    assert_eq!(api.count("idempotency_keys").await, 1);
+    // Another marketplace's same external id is its own vendor.
+    let (status, _) = api
+        .post("/v1/onboardings", &api.b.backend, None, &onboarding("dup"))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}

@@ -12,12 +12,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::vendor::VendorApplication;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use store::tokens::Role;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, problem_response};
 use crate::extract::{Caller, IdempotencyKey, JsonBody, Language};
 
 /// The onboarding request (design.md §8). Field names are fixed; more optional fields may come.
@@ -104,7 +105,8 @@ pub(crate) struct OnboardingLinks {
         (status = 400, description = "Malformed JSON", content_type = "application/problem+json"),
         (status = 401, description = "No valid token", content_type = "application/problem+json"),
         (status = 403, description = "Not a backend or operator token", content_type = "application/problem+json"),
-        (status = 409, description = "The external id exists, or the idempotency key was used for another body",
+        (status = 409, description = "The external id exists (`vendor_id`, `run_id` and `links.vendor`, \
+            `links.run` name that vendor and its onboarding run), or the idempotency key was used for another body",
             content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, one entry each", content_type = "application/problem+json"),
@@ -130,7 +132,7 @@ pub(crate) async fn create_onboarding(
         return Ok(replayed);
     }
 
-    let enqueued = crate::onboarding::enqueue_onboarding(
+    let enqueued = match crate::onboarding::enqueue_onboarding(
         &mut tx,
         &state.definitions,
         &state.keyring,
@@ -138,7 +140,16 @@ pub(crate) async fn create_onboarding(
         &application,
         crate::enqueue::actor(caller),
     )
-    .await?;
+    .await
+    {
+        Ok(enqueued) => enqueued,
+        Err(crate::onboarding::OnboardingError::ExternalIdTaken(external_id)) => {
+            // The failed insert aborted the transaction (and the key's claim with it).
+            tx.rollback().await?;
+            return duplicate_vendor(&state, marketplace_id, &external_id).await;
+        }
+        Err(other) => return Err(other.into()),
+    };
     let (run_id, vendor_id) = (enqueued.run_id, enqueued.vendor_id);
 
     let accepted = OnboardingAccepted {
@@ -157,4 +168,40 @@ pub(crate) async fn create_onboarding(
     tx.commit().await?;
     tracing::info!(vendor.id = %vendor_id, run.id = %run_id, "onboarding enqueued");
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// The 409 for an external id already in use: the conflict problem, extended with the existing
+/// vendor's id, its onboarding run and links to both (found after the refused insert rolled back).
+async fn duplicate_vendor(
+    state: &AppState,
+    marketplace_id: Uuid,
+    external_id: &str,
+) -> Result<Response, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let existing = store::vendors::list_reads(
+        &mut conn,
+        marketplace_id,
+        &store::vendors::VendorFilter {
+            external_id: Some(external_id.to_owned()),
+            ..Default::default()
+        },
+        None,
+        1,
+    )
+    .await?
+    .pop();
+    let mut problem = ApiError::Conflict(format!(
+        "a vendor with external_id `{external_id}` already exists in this marketplace"
+    ))
+    .problem();
+    if let Some(existing) = existing {
+        let vendor_id = existing.vendor.id;
+        problem["vendor_id"] = json!(vendor_id);
+        problem["run_id"] = json!(existing.run_id);
+        problem["links"] = json!({
+            "vendor": format!("/v1/vendors/{vendor_id}"),
+            "run": existing.run_id.map(|run| format!("/v1/runs/{run}")),
+        });
+    }
+    Ok(problem_response(StatusCode::CONFLICT, &problem))
 }
