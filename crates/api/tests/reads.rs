@@ -499,6 +499,17 @@ async fn the_reads_are_in_the_openapi_document_with_their_enums(pool: PgPool) {
         .map(|status| status.as_str())
         .collect();
     assert_eq!(statuses, domain_statuses);
+    let codes: Vec<&str> = schemas["StateReasonCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect();
+    let domain_codes: Vec<&str> = domain::vendor_state::ReasonCode::ALL
+        .iter()
+        .map(|code| code.as_str())
+        .collect();
+    assert_eq!(codes, domain_codes);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -80,11 +80,67 @@ impl std::fmt::Display for VendorState {
     }
 }
 
+/// A stable code of why a vendor needs attention, a backend can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// The terminal waits for the acquirer's manual approval.
+    TerminalApprovalPending,
+    /// No approval came before the wait's deadline.
+    TerminalApprovalOverdue,
+    /// The vendor's API keys at the provider are needed from an operator.
+    ApiKeysRequired,
+    /// Whether the provider created the organization is unknown.
+    OrganizationUnconfirmed,
+    /// Whether the provider took the terminal request is unknown.
+    TerminalRequestUnconfirmed,
+    /// The onboarding paused for another reason (see the message).
+    OnboardingPaused,
+    /// The onboarding failed.
+    OnboardingFailed,
+    /// The onboarding was cancelled.
+    OnboardingCancelled,
+}
+
+impl ReasonCode {
+    /// Every code.
+    pub const ALL: &'static [ReasonCode] = &[
+        ReasonCode::TerminalApprovalPending,
+        ReasonCode::TerminalApprovalOverdue,
+        ReasonCode::ApiKeysRequired,
+        ReasonCode::OrganizationUnconfirmed,
+        ReasonCode::TerminalRequestUnconfirmed,
+        ReasonCode::OnboardingPaused,
+        ReasonCode::OnboardingFailed,
+        ReasonCode::OnboardingCancelled,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::TerminalApprovalPending => "terminal_approval_pending",
+            ReasonCode::TerminalApprovalOverdue => "terminal_approval_overdue",
+            ReasonCode::ApiKeysRequired => "api_keys_required",
+            ReasonCode::OrganizationUnconfirmed => "organization_unconfirmed",
+            ReasonCode::TerminalRequestUnconfirmed => "terminal_request_unconfirmed",
+            ReasonCode::OnboardingPaused => "onboarding_paused",
+            ReasonCode::OnboardingFailed => "onboarding_failed",
+            ReasonCode::OnboardingCancelled => "onboarding_cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a vendor is in a needs-attention state, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StateReason {
     /// A stable code a backend can branch on.
-    pub code: &'static str,
+    pub code: ReasonCode,
     /// Why, in words: the run's own reason when it gave one.
     pub message: String,
     /// What to do about it.
@@ -131,7 +187,7 @@ pub fn vendor_state(facts: &VendorFacts<'_>) -> (VendorState, Option<StateReason
         RunStatus::Waiting if run.step == TERMINAL_APPROVAL_STEP => (
             VendorState::AwaitingApproval,
             Some(StateReason {
-                code: "terminal_approval_pending",
+                code: ReasonCode::TerminalApprovalPending,
                 message: "The clearing terminal was requested; the acquirer approves it by hand."
                     .to_owned(),
                 action: "Once the acquirer approves the terminal, send the onboarding run the \
@@ -155,7 +211,7 @@ pub fn vendor_state(facts: &VendorFacts<'_>) -> (VendorState, Option<StateReason
         RunStatus::Failed => (
             VendorState::Failed,
             Some(StateReason {
-                code: "onboarding_failed",
+                code: ReasonCode::OnboardingFailed,
                 message: said("The onboarding run failed."),
                 action: "Fix the cause named in the message (the vendor's details at the \
                          provider, or the provider's availability), then ask an operator to \
@@ -165,7 +221,7 @@ pub fn vendor_state(facts: &VendorFacts<'_>) -> (VendorState, Option<StateReason
         RunStatus::Cancelled => (
             VendorState::Cancelled,
             Some(StateReason {
-                code: "onboarding_cancelled",
+                code: ReasonCode::OnboardingCancelled,
                 message: said("The onboarding run was cancelled."),
                 action: "The vendor will not become ready; onboard it again under a new \
                          external id if it should.",
@@ -193,30 +249,30 @@ pub fn event_state(workflow: &str, status: RunStatus, step: &str) -> Option<Vend
 }
 
 /// The code and the action of a pause at `step` of the onboarding.
-fn paused_at(step: &str) -> (&'static str, &'static str) {
+fn paused_at(step: &str) -> (ReasonCode, &'static str) {
     match step {
         "create_organization" => (
-            "organization_unconfirmed",
+            ReasonCode::OrganizationUnconfirmed,
             "An operator checks at SUMIT whether the vendor's organization exists, then \
              resumes the onboarding run.",
         ),
         "capture_api_keys" => (
-            "api_keys_required",
+            ReasonCode::ApiKeysRequired,
             "An operator enters the vendor's SUMIT API keys (dashboard or admin API: supply API \
              keys), then resumes the onboarding run.",
         ),
         "open_terminal" => (
-            "terminal_request_unconfirmed",
+            ReasonCode::TerminalRequestUnconfirmed,
             "An operator checks at SUMIT whether the vendor's terminal was requested, then \
              resumes the onboarding run.",
         ),
         TERMINAL_APPROVAL_STEP => (
-            "terminal_approval_overdue",
+            ReasonCode::TerminalApprovalOverdue,
             "No approval came before the deadline: ask the acquirer, then send \
              `terminal_approved` to the onboarding run or have an operator resume it.",
         ),
         _ => (
-            "onboarding_paused",
+            ReasonCode::OnboardingPaused,
             "An operator looks at the onboarding run's history, fixes the cause and resumes it.",
         ),
     }
@@ -250,7 +306,7 @@ mod tests {
         );
         assert_eq!(state, VendorState::ActionRequired);
         let reason = reason.unwrap();
-        assert_eq!(reason.code, "api_keys_required");
+        assert_eq!(reason.code, ReasonCode::ApiKeysRequired);
         assert_eq!(reason.message, "the keys were refused by SUMIT");
         assert!(reason.action.contains("API keys"));
     }

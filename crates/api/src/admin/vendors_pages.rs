@@ -233,7 +233,7 @@ pub(crate) async fn detail(
                         (vendor_state_badge(l, vendor_state))
                         @if let Some(run) = onboarding_run { " " a href={ "/admin/runs/" (run) } { (short(run)) } }
                         @if let Some(reason) = &state_reason {
-                            br; span.small.mono { (reason.code) }
+                            br; span.small.mono { (reason.code.as_str()) }
                             br; span.small.bidi #state-reason { (reason.message) }
                             br; span.small.bidi { (reason.action) }
                         }

@@ -9,7 +9,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use domain::errors::{FieldError, ValidationErrors};
-use domain::vendor_state::{OnboardingRunFacts, VendorFacts, VendorState, vendor_state};
+use domain::vendor_state::{
+    OnboardingRunFacts, ReasonCode, VendorFacts, VendorState, vendor_state,
+};
 use serde::{Deserialize, Serialize};
 use store::run_queries::RunCursor;
 use store::vendors::{VendorFilter, VendorRead};
@@ -65,14 +67,48 @@ pub(crate) enum VendorMode {
 /// The modes' wire names, for the `mode` filter.
 const MODES: [&str; 2] = ["clearing", "documents_only"];
 
+/// A stable code of why a vendor needs attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StateReasonCode {
+    /// The terminal waits for the acquirer's manual approval.
+    TerminalApprovalPending,
+    /// No approval came before the wait's deadline.
+    TerminalApprovalOverdue,
+    /// The vendor's API keys at the provider are needed from an operator.
+    ApiKeysRequired,
+    /// Whether the provider created the organization is unknown: an operator checks.
+    OrganizationUnconfirmed,
+    /// Whether the provider took the terminal request is unknown: an operator checks.
+    TerminalRequestUnconfirmed,
+    /// The onboarding paused for another reason (see the message).
+    OnboardingPaused,
+    /// The onboarding failed.
+    OnboardingFailed,
+    /// The onboarding was cancelled.
+    OnboardingCancelled,
+}
+
+impl From<ReasonCode> for StateReasonCode {
+    fn from(code: ReasonCode) -> Self {
+        match code {
+            ReasonCode::TerminalApprovalPending => StateReasonCode::TerminalApprovalPending,
+            ReasonCode::TerminalApprovalOverdue => StateReasonCode::TerminalApprovalOverdue,
+            ReasonCode::ApiKeysRequired => StateReasonCode::ApiKeysRequired,
+            ReasonCode::OrganizationUnconfirmed => StateReasonCode::OrganizationUnconfirmed,
+            ReasonCode::TerminalRequestUnconfirmed => StateReasonCode::TerminalRequestUnconfirmed,
+            ReasonCode::OnboardingPaused => StateReasonCode::OnboardingPaused,
+            ReasonCode::OnboardingFailed => StateReasonCode::OnboardingFailed,
+            ReasonCode::OnboardingCancelled => StateReasonCode::OnboardingCancelled,
+        }
+    }
+}
+
 /// Why a vendor needs attention, and what to do about it.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StateReason {
-    /// A stable code: `terminal_approval_pending`, `terminal_approval_overdue`,
-    /// `api_keys_required`, `organization_unconfirmed`, `terminal_request_unconfirmed`,
-    /// `onboarding_paused`, `onboarding_failed` or `onboarding_cancelled`.
-    #[schema(example = "api_keys_required")]
-    code: String,
+    /// A stable code a backend can branch on.
+    code: StateReasonCode,
     /// Why: the onboarding run's own reason when it gave one.
     message: String,
     /// What to do about it.
@@ -82,7 +118,7 @@ pub(crate) struct StateReason {
 impl From<domain::vendor_state::StateReason> for StateReason {
     fn from(reason: domain::vendor_state::StateReason) -> Self {
         StateReason {
-            code: reason.code.to_owned(),
+            code: reason.code.into(),
             message: reason.message,
             action: reason.action.to_owned(),
         }
