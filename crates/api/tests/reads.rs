@@ -476,6 +476,14 @@ async fn the_reads_are_in_the_openapi_document_with_their_enums(pool: PgPool) {
         }
     }
     assert!(paths["/v1/vendors"]["get"]["responses"]["422"].is_object());
+    // The cursor's documented form is what `next_cursor` gives, so a generated one parses.
+    let cursor = paths["/v1/vendors"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cursor")
+        .unwrap();
+    assert_eq!(cursor["schema"]["pattern"], "^[0-9]{1,16}_[0-9a-f]{32}$");
     let schemas = &spec["components"]["schemas"];
     let states: Vec<&str> = schemas["VendorStateName"]["enum"]
         .as_array()

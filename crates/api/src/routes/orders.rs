@@ -276,6 +276,7 @@ pub(crate) struct ListOrdersQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,16}_[0-9a-f]{32}$")]
     cursor: Option<String>,
 }
 

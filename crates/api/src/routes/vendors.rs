@@ -310,7 +310,11 @@ pub(crate) async fn get_vendor(
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListVendorsQuery {
     /// Only the vendor with this external id (the marketplace's own id): a page of one or none.
-    #[param(max_length = 100, min_length = 1)]
+    #[param(
+        max_length = 100,
+        min_length = 1,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     external_id: Option<String>,
     /// Only vendors in this state.
     #[param(inline, value_type = Option<VendorStateName>)]
@@ -328,6 +332,7 @@ pub(crate) struct ListVendorsQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,16}_[0-9a-f]{32}$")]
     cursor: Option<String>,
 }
 
