@@ -9,6 +9,7 @@
 //! SQL text or a stack trace.
 
 mod admin;
+mod contract;
 mod enqueue;
 mod error;
 mod extract;
@@ -17,6 +18,7 @@ pub mod observability;
 pub mod onboarding;
 mod openapi;
 mod routes;
+mod schemas;
 mod secrets;
 
 use std::sync::Arc;
@@ -48,11 +50,22 @@ pub struct AppState {
     pub metrics: Option<MetricsRender>,
 }
 
-/// Builds the whole HTTP application.
-pub fn router(state: AppState) -> Router {
+/// The documented routes and the OpenAPI document they make, completed with the shared answers.
+fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (api, spec) = routes::openapi_router()
         .merge(admin::api_router())
         .split_for_parts();
+    (api, contract::complete(spec))
+}
+
+/// The OpenAPI document `/openapi.json` serves, for `vendorflow openapi` (client generators).
+pub fn openapi_document() -> serde_json::Value {
+    openapi::document(&documented().1)
+}
+
+/// Builds the whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = documented();
     let spec = Arc::new(spec);
     api.merge(openapi::router(spec))
         .merge(admin::dashboard_router())

@@ -129,6 +129,11 @@ fn rule_of(bank: u16) -> Option<Rule> {
         .map(|(_, _, rule)| *rule)
 }
 
+/// Every bank code accepted, in ascending order.
+pub fn bank_codes() -> impl Iterator<Item = u16> {
+    BANKS.iter().map(|(code, _, _)| *code)
+}
+
 /// The English name of a known bank code.
 pub fn bank_name(bank: u16) -> Option<&'static str> {
     BANKS

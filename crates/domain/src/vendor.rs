@@ -575,9 +575,28 @@ fn parse_vendor(
 
     // The bank account matters for clearing vendors. When the mode itself is bad it is still
     // checked if present, so that the marketplace learns of all its mistakes at once; for a
-    // documents-only vendor it is ignored.
+    // documents-only vendor it must be absent (or null).
     let bank_account = match mode_kind {
-        Some(ModeKind::DocumentsOnly) => None,
+        Some(ModeKind::DocumentsOnly) => {
+            // A documents-only vendor has no payouts: an account sent for one is a mistake
+            // (the wrong mode, most likely), refused rather than silently dropped.
+            if members
+                .get("bank_account")
+                .is_some_and(|value| !value.is_null())
+            {
+                errors.report(
+                    path("bank_account"),
+                    FieldProblem::new(
+                        "not_allowed",
+                        "A documents_only vendor has no bank account: leave bank_account out, \
+                         or set mode to clearing.",
+                        "לספק documents_only אין חשבון בנק: יש להשמיט את bank_account או לבחור \
+                         mode clearing.",
+                    ),
+                );
+            }
+            None
+        }
         Some(ModeKind::Clearing) => {
             parse_bank_account(members, &path("bank_account"), true, errors)
         }

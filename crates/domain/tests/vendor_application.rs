@@ -106,14 +106,20 @@ fn a_bank_without_a_known_rule_is_accepted_and_marked_unchecked() {
 }
 
 #[test]
-fn a_documents_only_vendor_ignores_its_bank_account() {
+fn a_documents_only_vendor_refuses_a_bank_account_and_takes_null() {
     let body = with(example_body(), "/vendor/mode", json!("documents_only"));
-    let body = with(
-        body,
+    let with_account = with(
+        body.clone(),
         "/vendor/bank_account",
-        json!({"bank": 99, "branch": 0, "account": "x"}),
+        json!({"bank": 12, "branch": 571, "account": "041116"}),
     );
-    let app = VendorApplication::from_request_body(&body).unwrap();
+    let errors = VendorApplication::from_request_body(&with_account).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors.errors()[0].field, "vendor.bank_account");
+    assert_eq!(errors.errors()[0].code, "not_allowed");
+
+    let with_null = with(body, "/vendor/bank_account", Value::Null);
+    let app = VendorApplication::from_request_body(&with_null).unwrap();
     assert_eq!(app.mode, Mode::DocumentsOnly);
     let public = app.to_public_json();
     assert_eq!(public["mode"], "documents_only");
@@ -633,9 +639,10 @@ proptest! {
             vendor.insert("bank_account".to_owned(), bank_value);
         }
         expected += match mode {
-            Some("documents_only") => 0,
             Some("clearing") if !bank_present => 1,
             Some("clearing") => bank_errors,
+            // Any account, good or bad, is one error: a documents-only vendor has none.
+            Some("documents_only") => usize::from(bank_present),
             // A bad or missing mode is one error, and a present bank account is still checked.
             _ => 1 + bank_errors,
         };

@@ -34,8 +34,8 @@ use crate::routes::runs::parse_id;
 /// The workflow every charge runs.
 pub(crate) const CHARGE_WORKFLOW: &str = "vendor_charge";
 
-/// A charge request: `steps`' `ChargeInput` without `vendor_id`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A charge request. Members not listed are refused (422 `unknown_field`).
+#[derive(Debug, ToSchema)]
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done into domain::orders::ChargeInput"
@@ -43,43 +43,70 @@ pub(crate) const CHARGE_WORKFLOW: &str = "vendor_charge";
 pub(crate) struct ChargeRequest {
     /// The marketplace's order id, unique per vendor: the charge's idempotency key at the
     /// provider. 1–100 characters, no leading or trailing spaces.
-    #[schema(example = "order-42")]
+    #[schema(
+        example = "order-42",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\s\x00-\x1f\x7f]([^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+    )]
     order_id: String,
-    /// What the customer pays, VAT included, in agorot (1 ILS = 100 agorot). More than zero.
-    #[schema(example = 5782)]
+    /// What the customer pays, VAT included, in agorot (1 ILS = 100 agorot): more than zero, at
+    /// most the configured ceiling (`VENDORFLOW_MAX_AMOUNT_AGOROT`, by default 1,000,000,000 =
+    /// ₪10,000,000). With `items`, their total.
+    #[schema(example = 5782, minimum = 1, maximum = 1_000_000_000)]
     amount_agorot: i64,
     /// Only `ILS` (the default).
-    #[schema(example = "ILS")]
-    currency: Option<String>,
+    #[schema(inline, nullable = false)]
+    currency: Option<Currency>,
     /// The provider's single-use card token (payments.js `og-token`). Never a card number.
-    #[schema(example = "og-token-from-payments-js")]
+    #[schema(
+        example = "og-token-from-payments-js",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )]
     single_use_token: String,
     customer: CustomerBody,
     /// Shown on the document; the name of the single line when `items` is absent.
     #[schema(example = "Order 42")]
     description: Option<String>,
-    /// The lines of the charge; their total must equal `amount_agorot`.
+    /// The lines of the charge (at least one); their total must equal `amount_agorot`.
+    #[schema(min_items = 1)]
     items: Option<Vec<ItemBody>>,
-    /// Installments, 1 to 36.
-    #[schema(example = 1)]
+    /// Installments (`Payments_Count` at the provider), 1 to 36.
+    #[schema(example = 1, minimum = 1, maximum = 36)]
     installments: Option<u32>,
     /// Whether the provider e-mails the document to the customer (default false).
+    #[schema(nullable = false, default = false)]
     send_document_by_email: Option<bool>,
     /// Optional; if present it must be the vendor id of the path.
     vendor_id: Option<Uuid>,
 }
 
-/// The end customer of a charge or a document.
+/// The only currency.
 #[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code, reason = "documents the body")]
+pub(crate) enum Currency {
+    #[serde(rename = "ILS")]
+    Ils,
+}
+
+/// The end customer of a charge or a document.
+#[derive(Debug, ToSchema)]
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done into domain::orders::CustomerInput"
 )]
 pub(crate) struct CustomerBody {
     /// The name on the document.
-    #[schema(example = "Noa Levi")]
+    #[schema(
+        example = "Noa Levi",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )]
     name: String,
-    #[schema(example = "noa@example.com")]
+    /// An e-mail address (it must hold an `@`).
+    #[schema(
+        example = "noa@example.com",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*@[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )]
     email: Option<String>,
     #[schema(example = "052-123-4567")]
     phone: Option<String>,
@@ -90,20 +117,24 @@ pub(crate) struct CustomerBody {
 }
 
 /// A priced line. Prices include VAT unless a document says `vat_included: false`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, ToSchema)]
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done into domain::orders::ItemInput"
 )]
 pub(crate) struct ItemBody {
-    #[schema(example = "Vase")]
+    #[schema(
+        example = "Vase",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )]
     name: String,
     sku: Option<String>,
     /// At least 1.
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1)]
     quantity: u32,
-    /// Not negative.
-    #[schema(example = 5782)]
+    /// The price of one, in agorot; not negative. Quantity × price, summed over the lines, is
+    /// at most the amount ceiling.
+    #[schema(example = 5782, minimum = 0, maximum = 1_000_000_000)]
     unit_price_agorot: i64,
     description: Option<String>,
 }

@@ -21,8 +21,8 @@ use crate::AppState;
 use crate::error::{ApiError, problem_response};
 use crate::extract::{Caller, IdempotencyKey, JsonBody, Language};
 
-/// The onboarding request (design.md §8). Field names are fixed; more optional fields may come.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The onboarding request (design.md §8). Members not listed are refused (422 naming them).
+#[derive(Debug, ToSchema)]
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done by the domain parser"
@@ -31,50 +31,141 @@ pub(crate) struct OnboardingRequest {
     vendor: VendorInput,
 }
 
-/// A vendor as the marketplace sends it.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A vendor as the marketplace sends it. A `clearing` vendor charges cards on its own terminal
+/// and needs `bank_account` for payouts; a `documents_only` vendor only issues invoices and
+/// receipts and has none (`bank_account` absent or null). The document says so with
+/// `if`/`then`/`else` (OpenAPI 3.1), added to the derived fields by the `ToSchema` below.
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done by the domain parser"
 )]
-pub(crate) struct VendorInput {
-    /// The marketplace's own id of the vendor, unique per marketplace.
-    #[schema(example = "seller-1042")]
+#[derive(Debug)]
+pub(crate) struct VendorInput;
+
+/// The members of [`VendorInput`].
+#[derive(Debug, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "documents the body; parsing is done by the domain parser"
+)]
+struct VendorFields {
+    /// The marketplace's own id of the vendor, unique per marketplace: letters A-Z, digits and
+    /// `. _ : -`.
+    #[schema(
+        example = "seller-1042",
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9._:-]+$"
+    )]
     external_id: String,
-    /// The legal name.
-    #[schema(example = "דנה קרמיקה בע\"מ")]
+    /// The legal name (surrounding spaces are trimmed; no control characters).
+    #[schema(
+        example = "דנה קרמיקה בע\"מ",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?\s*$"
+    )]
     legal_name: String,
-    /// Corporate number (ח"פ) or ID (ת"ז), up to 9 digits with a check digit.
-    #[schema(example = "515555555")]
+    /// Corporate number (ח"פ) or ID (ת"ז): up to 9 digits (spaces and dashes allowed) whose last
+    /// is the check digit of the Israeli ID algorithm (format `il-id`).
+    #[schema(example = "515555555", format = "il-id")]
     corporate_number: String,
-    /// `exempt_dealer`, `licensed_dealer`, `company`, `nonprofit` or `partnership`.
-    #[schema(example = "company")]
+    #[schema(schema_with = crate::schemas::business_type, example = "company")]
     business_type: String,
     /// E-mail address.
-    #[schema(example = "dana@example.co.il")]
+    #[schema(example = "dana@example.co.il", format = "email", max_length = 254)]
     email: String,
-    /// Israeli phone, any common format.
-    #[schema(example = "052-123-4567")]
+    /// An Israeli phone number in any common notation: `052-123-4567`, `+972 52 123 4567`,
+    /// `03-555-1234` (format `il-phone`).
+    #[schema(example = "052-123-4567", format = "il-phone")]
     phone: String,
-    /// `clearing` (needs `bank_account`) or `documents_only`.
-    #[schema(example = "clearing")]
-    mode: String,
-    /// For clearing vendors: where payouts go.
+    #[schema(inline)]
+    mode: ModeInput,
+    /// Required for a `clearing` vendor; absent or null for a `documents_only` one.
     bank_account: Option<BankAccountInput>,
 }
 
-/// A bank account: bank code, branch and account number.
+/// `clearing` (charges cards; needs `bank_account`) or `documents_only`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the body")]
+enum ModeInput {
+    Clearing,
+    DocumentsOnly,
+}
+
+impl utoipa::PartialSchema for VendorInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let mut schema = VendorFields::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.description = Some(
+                "A vendor as the marketplace sends it. A `clearing` vendor charges cards on its \
+                 own terminal and needs `bank_account` for payouts; a `documents_only` vendor \
+                 only issues invoices and receipts, and has no `bank_account` (absent or null)."
+                    .to_owned(),
+            );
+            let bank = format!("#/components/schemas/{}", BankAccountInput::name());
+            object
+                .extensions
+                .get_or_insert_with(Default::default)
+                .extend([
+                    (
+                        "if".to_owned(),
+                        serde_json::json!({"properties": {"mode": {"const": "clearing"}},
+                                       "required": ["mode"]}),
+                    ),
+                    (
+                        "then".to_owned(),
+                        serde_json::json!({"required": ["bank_account"],
+                                       "properties": {"bank_account": {"$ref": bank}}}),
+                    ),
+                    (
+                        "else".to_owned(),
+                        serde_json::json!({"properties": {"bank_account": {"type": "null"}}}),
+                    ),
+                ]);
+        }
+        schema
+    }
+}
+
+impl ToSchema for VendorInput {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            BankAccountInput::name().into_owned(),
+            <BankAccountInput as utoipa::PartialSchema>::schema(),
+        ));
+        <BankAccountInput as ToSchema>::schemas(schemas);
+    }
+}
+
+/// Where a clearing vendor's payouts go: bank code, branch and account number, which must pass
+/// the bank's own check rule (Masav) when the bank has one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done by the domain parser"
 )]
 pub(crate) struct BankAccountInput {
-    #[schema(example = 12)]
+    #[schema(schema_with = crate::schemas::bank_code)]
     bank: u16,
-    #[schema(example = 571)]
+    /// The branch number, 0–999 (the bank's check rule decides which are valid).
+    #[schema(example = 571, minimum = 0, maximum = 999)]
     branch: u16,
-    #[schema(example = "041116")]
+    /// The account number: 1 to 9 digits, not all zeros, passing the bank's own check rule
+    /// (Masav) when the bank has one (format `il-bank-account`).
+    #[schema(
+        example = "041116",
+        pattern = r"^[0-9]{1,9}$",
+        format = "il-bank-account"
+    )]
     account: String,
 }
 

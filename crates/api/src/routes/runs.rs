@@ -25,7 +25,7 @@ pub(crate) struct RunView {
     id: Uuid,
     workflow: String,
     workflow_version: i32,
-    /// `pending`, `running`, `waiting`, `paused`, `succeeded`, `failed` or `cancelled`.
+    #[schema(schema_with = crate::schemas::run_status)]
     status: String,
     /// For a succeeded run: `completed`, or a business outcome such as `declined`.
     outcome: Option<String>,
@@ -35,8 +35,9 @@ pub(crate) struct RunView {
     current_step: String,
     attempt: i32,
     next_run_at: Option<DateTime<Utc>>,
+    #[schema(schema_with = crate::schemas::error_envelope)]
     last_error: Option<Value>,
-    /// Non-secret outputs of the steps so far.
+    #[schema(schema_with = crate::schemas::run_context)]
     context: Value,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -72,9 +73,9 @@ pub(crate) struct AttemptView {
     attempt: i32,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
-    /// `succeeded`, `retryable`, `fatal`, `unknown`, … or null while in flight.
+    #[schema(schema_with = crate::schemas::attempt_outcome)]
     outcome: Option<String>,
-    /// The error envelope `{code, message, retryable, details}`.
+    #[schema(schema_with = crate::schemas::error_envelope)]
     error: Option<Value>,
     duration_ms: Option<i64>,
 }
@@ -83,6 +84,7 @@ pub(crate) struct AttemptView {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct EventView {
     at: DateTime<Utc>,
+    #[schema(schema_with = crate::schemas::history_kind)]
     kind: String,
     step: Option<String>,
     attempt: Option<i32>,

@@ -6,6 +6,7 @@
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
 pub mod admin;
+pub mod browser;
 
 use std::sync::Arc;
 
