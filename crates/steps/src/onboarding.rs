@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use domain::envelope::ErrorEnvelope;
 use domain::vendor::BusinessType;
+use domain::vendor_state::VendorState;
 use engine::{
     OutboxEvent, PollHandler, PollOutcome, ReconcileOutcome, StepContext, StepHandler, StepOutcome,
     StepSuccess,
@@ -233,6 +234,7 @@ impl CreateOrganization {
             events::ORGANIZATION_CREATED,
             json!({
                 "vendor_id": input.vendor_id,
+                "state": VendorState::Onboarding.as_str(),
                 "external_id": input.application.external_id.as_str(),
                 "provider_company_id": created.company_id,
             }),
@@ -579,6 +581,7 @@ impl OpenTerminal {
                             events::TERMINAL_REQUESTED,
                             json!({
                                 "vendor_id": input.vendor_id,
+                                "state": VendorState::AwaitingApproval.as_str(),
                                 "external_id": input.application.external_id.as_str(),
                                 "provider_company_id": company_id,
                             }),
@@ -766,6 +769,7 @@ impl MarkVendorReady {
                     events::VENDOR_READY,
                     json!({
                         "vendor_id": input.vendor_id,
+                        "state": VendorState::Ready.as_str(),
                         "external_id": input.application.external_id.as_str(),
                         "mode": input.application.mode.as_str(),
                         "provider_company_id": company_id,

@@ -192,6 +192,70 @@ pub async fn find(
     .await
 }
 
+/// A run that holds an order (a charge's `order_id`, a document's `reference`), with its key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRun {
+    /// The run.
+    #[sqlx(flatten)]
+    pub run: RunRow,
+    /// The order's key.
+    pub order_key: String,
+}
+
+/// The runs of `workflow` that hold orders of one vendor of a marketplace, newest first, at most
+/// `limit`, strictly after `cursor` (over `runs_subject`).
+pub async fn list_orders(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    vendor_id: Uuid,
+    workflow: &str,
+    cursor: Option<RunCursor>,
+    limit: i64,
+) -> Result<Vec<OrderRun>, sqlx::Error> {
+    sqlx::query_as::<_, OrderRun>(concat!(
+        "SELECT ",
+        crate::runs::run_columns!(),
+        ", r.order_key FROM vendorflow.runs r
+         WHERE r.subject_id = $1 AND r.marketplace_id = $2 AND r.workflow = $3
+           AND r.order_key IS NOT NULL
+           AND ($4::timestamptz IS NULL OR (r.created_at, r.id) < ($4, $5))
+         ORDER BY r.created_at DESC, r.id DESC
+         LIMIT $6"
+    ))
+    .bind(vendor_id)
+    .bind(marketplace_id)
+    .bind(workflow)
+    .bind(cursor.map(|cursor| cursor.created_at))
+    .bind(cursor.map(|cursor| cursor.id))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The run of `workflow` that holds the order `order_key` of one vendor of a marketplace (over
+/// the unique `runs_order_key`).
+pub async fn find_order(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    vendor_id: Uuid,
+    workflow: &str,
+    order_key: &str,
+) -> Result<Option<OrderRun>, sqlx::Error> {
+    sqlx::query_as::<_, OrderRun>(concat!(
+        "SELECT ",
+        crate::runs::run_columns!(),
+        ", r.order_key FROM vendorflow.runs r
+         WHERE r.marketplace_id = $1 AND r.subject_id = $2 AND r.workflow = $3
+           AND r.order_key = $4"
+    ))
+    .bind(marketplace_id)
+    .bind(vendor_id)
+    .bind(workflow)
+    .bind(order_key)
+    .fetch_optional(conn)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -790,6 +790,8 @@ pub(crate) struct AdminVendorSummary {
     external_id: String,
     legal_name: String,
     mode: String,
+    /// Where the vendor stands, as in the marketplace API's vendor resource.
+    state: crate::routes::vendors::VendorStateName,
     onboarding_state: String,
     provider_company_id: Option<i64>,
     keys_state: Option<String>,
@@ -849,6 +851,7 @@ pub(crate) async fn list_vendors(
         &VendorFilter {
             search: query.q.filter(|q| !q.trim().is_empty()),
             onboarding_state: query.state.filter(|s| !s.is_empty()),
+            state: None,
         },
         cursor,
         PAGE as i64 + 1,
@@ -873,6 +876,14 @@ pub(crate) async fn list_vendors(
                 id: v.id,
                 external_id: v.external_id,
                 legal_name: v.legal_name,
+                state: crate::routes::vendors::decide_state(
+                    &v.onboarding_state,
+                    v.run_status.as_deref(),
+                    v.run_step.as_deref(),
+                    v.run_status_reason.as_deref(),
+                )
+                .0
+                .into(),
                 mode: v.mode,
                 onboarding_state: v.onboarding_state,
                 provider_company_id: v.provider_company_id,
@@ -940,6 +951,10 @@ pub(crate) struct AdminVendorDetail {
     corporate_number: String,
     business_type: String,
     mode: String,
+    /// Where the vendor stands, as in the marketplace API's vendor resource.
+    state: crate::routes::vendors::VendorStateName,
+    /// For the needs-attention states: why, and what to do.
+    state_reason: Option<crate::routes::vendors::StateReason>,
     onboarding_state: String,
     provider_company_id: Option<i64>,
     keys_state: Option<String>,
@@ -970,9 +985,16 @@ pub(crate) async fn get_vendor(
     let who = reader(&caller)?;
     let id = parse_uuid(&id, "vendor")?;
     let mut conn = state.pool.acquire().await?;
-    let vendor = store::vendors::find(&mut conn, who.marketplace_id, id)
+    let read = store::vendors::find_read(&mut conn, who.marketplace_id, id)
         .await?
         .ok_or(ApiError::NotFound("vendor"))?;
+    let (state, state_reason) = crate::routes::vendors::decide_state(
+        &read.vendor.onboarding_state,
+        read.run_status.as_deref(),
+        read.run_step.as_deref(),
+        read.run_status_reason.as_deref(),
+    );
+    let vendor = read.vendor;
     let account = store::provider_records::account(&mut conn, id).await?;
     let mut masked = Vec::new();
     for name in [
@@ -1009,6 +1031,8 @@ pub(crate) async fn get_vendor(
         corporate_number: vendor.corporate_number,
         business_type: vendor.business_type,
         mode: vendor.mode,
+        state: state.into(),
+        state_reason: state_reason.map(Into::into),
         onboarding_state: vendor.onboarding_state,
         provider_company_id: vendor.provider_company_id,
         keys_state: account.as_ref().map(|a| a.keys_state.as_str().to_owned()),

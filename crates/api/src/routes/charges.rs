@@ -181,8 +181,8 @@ impl OrderLinks {
         (status = 401, description = "No valid token", content_type = "application/problem+json"),
         (status = 403, description = "Not a backend or operator token", content_type = "application/problem+json"),
         (status = 404, description = "No such vendor in your marketplace", content_type = "application/problem+json"),
-        (status = 409, description = "The order id was already used for this vendor (`run_id` and `links.run` \
-            name its run), or the idempotency key was used for another body", content_type = "application/problem+json"),
+        (status = 409, description = "The order id was already used for this vendor (`run_id`, `links.run` \
+            and `links.charge` name its run and its read), or the idempotency key was used for another body", content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`unknown_field` for members not listed here, \
             `invalid_characters` for control characters, `amount_too_large` above the ceiling), a card number \
@@ -282,7 +282,7 @@ pub(crate) async fn admit<A: Serialize>(
                 )
                 .await?;
                 if let Some(run_id) = holder {
-                    return Ok(duplicate_order(&order, run_id));
+                    return Ok(duplicate_order(&order, vendor_id, run_id));
                 }
             }
         }
@@ -378,13 +378,18 @@ fn vendor_not_clearing() -> FieldProblem {
     )
 }
 
-/// The 409 for an order key already used: the conflict problem, extended with the existing run.
-fn duplicate_order(order: &Order<'_>, run_id: Uuid) -> Response {
+/// The 409 for an order key already used: the conflict problem, extended with the existing run
+/// and links to it and to the read of the charge or document that holds the key.
+fn duplicate_order(order: &Order<'_>, vendor_id: Uuid, run_id: Uuid) -> Response {
     let mut members = serde_json::Map::new();
     members.insert("run_id".to_owned(), json!(run_id));
     members.insert(
         "links".to_owned(),
-        json!({"run": format!("/v1/runs/{run_id}")}),
+        json!({
+            "run": format!("/v1/runs/{run_id}"),
+            (order.resource.trim_end_matches('s')):
+                crate::routes::orders::order_path(vendor_id, order.resource, order.key),
+        }),
     );
     ApiError::ConflictExisting {
         detail: format!(

@@ -168,8 +168,8 @@ pub(crate) struct DocumentAccepted {
         (status = 401, description = "No valid token", content_type = "application/problem+json"),
         (status = 403, description = "Not a backend or operator token", content_type = "application/problem+json"),
         (status = 404, description = "No such vendor in your marketplace", content_type = "application/problem+json"),
-        (status = 409, description = "The reference was already used for this vendor (`run_id` and `links.run` \
-            name its run), or the idempotency key was used for another body", content_type = "application/problem+json"),
+        (status = 409, description = "The reference was already used for this vendor (`run_id`, `links.run` \
+            and `links.document` name its run and its read), or the idempotency key was used for another body", content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`unknown_field` for members not listed here, \
             `invalid_characters` for control characters, `amount_too_large` above the ceiling), or a card number \

@@ -5,8 +5,10 @@ mod charges;
 mod documents;
 mod health;
 mod onboardings;
+mod orders;
+mod paging;
 pub(crate) mod runs;
-mod vendors;
+pub(crate) mod vendors;
 
 use std::any::Any;
 
@@ -27,6 +29,11 @@ pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(charges::create_charge))
         .routes(routes!(documents::create_document))
         .routes(routes!(vendors::get_vendor))
+        .routes(routes!(vendors::list_vendors))
+        .routes(routes!(orders::list_charges))
+        .routes(routes!(orders::get_charge))
+        .routes(routes!(orders::list_documents))
+        .routes(routes!(orders::get_document))
         .routes(routes!(runs::get_run))
         .routes(routes!(runs::list_runs))
         .routes(routes!(runs::send_signal))

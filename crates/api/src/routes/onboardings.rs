@@ -217,6 +217,9 @@ async fn existing_vendor(
     }
     let mut members = serde_json::Map::new();
     members.insert("vendor_id".to_owned(), serde_json::json!(vendor_id));
+    if let Some(run) = &run {
+        members.insert("run_id".to_owned(), serde_json::json!(run.id));
+    }
     members.insert("links".to_owned(), serde_json::Value::Object(links));
     Ok(ApiError::ConflictExisting { detail, members })
 }
@@ -232,8 +235,8 @@ async fn existing_vendor(
         (status = 401, description = "No valid token", content_type = "application/problem+json"),
         (status = 403, description = "Not a backend or operator token", content_type = "application/problem+json"),
         (status = 409, description = "The external id exists, or another vendor of the marketplace has the \
-            corporate number (`vendor_id` and `links.vendor`, `links.run` name that vendor and its onboarding run), \
-            or the idempotency key was used for another body",
+            corporate number (`vendor_id`, `run_id` and `links.vendor`, `links.run` name that vendor and its \
+            onboarding run), or the idempotency key was used for another body",
             content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, one entry each: also `unknown_field` for a member not listed \
