@@ -73,6 +73,14 @@ pub(crate) fn complete(mut spec: OpenApi) -> OpenApi {
     components
         .schemas
         .insert(FieldError::name().into_owned(), FieldError::schema());
+    components.schemas.insert(
+        crate::schemas::JSON_SCALAR.to_owned(),
+        crate::schemas::json_scalar(),
+    );
+    components.schemas.insert(
+        crate::schemas::JSON_VALUE.to_owned(),
+        crate::schemas::json_value(),
+    );
     close_request_bodies(&mut spec);
     for (path, item) in spec.paths.paths.iter_mut() {
         let operations = [
@@ -189,7 +197,7 @@ fn close(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
 /// (`extract::JsonBody` and `extract::Query` answer 422 `invalid_characters`): a free string
 /// schema says so with a pattern. Strings with their own pattern, format or values say it
 /// themselves.
-const TEXT_PATTERN: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$";
+const TEXT_PATTERN: &str = crate::schemas::TEXT;
 
 fn no_control_characters(object: &mut utoipa::openapi::schema::Object) {
     let is_string = matches!(
@@ -207,6 +215,14 @@ fn no_control_characters(object: &mut utoipa::openapi::schema::Object) {
 }
 
 fn complete_operation(path: &str, method: &str, operation: &mut Operation) {
+    // The admin API's handlers share names with the marketplace API's (`get_vendor`,
+    // `list_runs`, …); operation ids must be unique, so the admin ones say so.
+    if path.starts_with("/v1/admin/")
+        && let Some(id) = operation.operation_id.as_mut()
+        && !id.starts_with("admin_")
+    {
+        *id = format!("admin_{id}");
+    }
     let secured = operation
         .security
         .as_ref()
@@ -241,6 +257,14 @@ fn complete_operation(path: &str, method: &str, operation: &mut Operation) {
                  form starts a page after the point it names)."
                     .to_owned(),
             );
+        }
+        // `?status=` is no status (`extract::Query` and the dashboard's filters leave empty
+        // parameters out): OpenAPI says so with `allowEmptyValue`, which utoipa does not model.
+        if matches!(parameter.parameter_in, ParameterIn::Query) {
+            parameter
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("allowEmptyValue".to_owned(), serde_json::Value::Bool(true));
         }
         match parameter.parameter_in {
             ParameterIn::Query => has_query = true,
@@ -366,6 +390,14 @@ mod tests {
             );
         }
         let runs = &document["paths"]["/v1/runs"]["get"];
+        assert!(
+            runs["parameters"]
+                .as_array()
+                .expect("parameters")
+                .iter()
+                .all(|parameter| parameter["allowEmptyValue"] == true),
+            "an empty query parameter is no filter"
+        );
         assert_eq!(problem(runs, "401"), "#/components/schemas/Problem");
         assert_eq!(problem(runs, "422"), "#/components/schemas/Problem");
         assert!(
@@ -382,6 +414,13 @@ mod tests {
                         "{method} {path} {status} has no description"
                     );
                 }
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for item in document["paths"].as_object().expect("paths").values() {
+            for operation in item.as_object().expect("path item").values() {
+                let id = operation["operationId"].as_str().expect("an operation id");
+                assert!(ids.insert(id.to_owned()), "operation id {id} is used twice");
             }
         }
         let health = &document["paths"]["/healthz"]["get"];

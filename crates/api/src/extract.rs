@@ -162,7 +162,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 error.column()
             ))
         })?;
-        let controls = domain::input::control_characters(&value);
+        let mut controls = domain::input::control_characters(&value);
+        controls.extend(domain::input::out_of_range_numbers(&value));
         if !controls.is_empty() {
             return Err(ApiError::Validation(ValidationErrors::new(controls), lang));
         }

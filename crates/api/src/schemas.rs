@@ -97,6 +97,81 @@ pub(crate) fn signal_name() -> Object {
     )
 }
 
+/// The pattern of free text the edge takes: no control character `extract::JsonBody` and
+/// `extract::Query` refuse (tab, line feed and carriage return may stay).
+pub(crate) const TEXT: &str = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$";
+
+/// The names of [`json_scalar`] and [`json_value`] among the document's schemas.
+pub(crate) const JSON_SCALAR: &str = "JsonScalar";
+pub(crate) const JSON_VALUE: &str = "JsonValue";
+
+fn text() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(TEXT))
+        .build()
+}
+
+fn scalars() -> utoipa::openapi::schema::AnyOfBuilder {
+    let of = |schema_type: Type| ObjectBuilder::new().schema_type(schema_type).build();
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(of(Type::Null))
+        .item(of(Type::Boolean))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .exclusive_minimum(Some(-domain::input::MAX_NUMBER_MAGNITUDE))
+                .exclusive_maximum(Some(domain::input::MAX_NUMBER_MAGNITUDE))
+                .build(),
+        )
+        .item(text())
+}
+
+/// A JSON scalar: null, a boolean, a number below 1e300 in magnitude, or text without control
+/// characters.
+pub(crate) fn json_scalar() -> RefOr<Schema> {
+    scalars()
+        .description(Some(
+            "A JSON scalar: null, a boolean, a number below 1e300 in magnitude, or text without \
+             control characters.",
+        ))
+        .into()
+}
+
+/// A member of a free-form payload: a scalar, or an array or object of scalars
+/// (`domain::input::payload_too_deep`).
+pub(crate) fn json_value() -> RefOr<Schema> {
+    let scalar = || RefOr::Ref(utoipa::openapi::Ref::from_schema_name(JSON_SCALAR));
+    scalars()
+        .item(
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .items(scalar())
+                .build(),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property_names(Some(text()))
+                .additional_properties(Some(scalar()))
+                .build(),
+        )
+        .description(Some(
+            "A scalar, or an array or object of scalars (nothing nested deeper).",
+        ))
+        .into()
+}
+
+/// A free-form JSON object (a signal's payload): members of [`json_value`].
+pub(crate) fn json_object() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(text()))
+        .additional_properties(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+            JSON_VALUE,
+        ))))
+        .into()
+}
+
 /// The bank codes `domain::bank` accepts.
 pub(crate) fn bank_code() -> Object {
     ObjectBuilder::new()

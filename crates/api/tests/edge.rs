@@ -933,3 +933,68 @@ async fn every_documented_body_member_parses_and_no_undocumented_one_does(pool: 
     }
     assert!(checked >= 10, "only {checked} objects were tried");
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn numbers_too_large_to_read_back_and_deep_payloads_are_refused_and_the_run_stays_readable(
+    pool: PgPool,
+) {
+    // PostgreSQL writes a jsonb number back in full: `1.7976931348623157e308` returns as 309
+    // digits, which serde_json cannot read, so a signal carrying it made its run unreadable
+    // (every GET of the run a 500). Such numbers are refused at the edge.
+    let api = start(pool).await;
+    let (status, onboarded) = api
+        .post(
+            "/v1/onboardings",
+            &api.a.backend,
+            None,
+            &vendor("seller-big", "515555555"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{onboarded}");
+    let run = onboarded["run_id"].as_str().unwrap().to_owned();
+    let signal = format!("/v1/runs/{run}/signals/terminal_approved");
+
+    let (status, problem) = api
+        .post(
+            &signal,
+            &api.a.backend,
+            None,
+            &json!({"n": f64::MAX, "list": [1, -1e301]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        fields(&problem),
+        vec![
+            pair("list[1]", "number_out_of_range"),
+            pair("n", "number_out_of_range")
+        ]
+    );
+
+    // A payload is two levels at most: scalars, or arrays and objects of scalars.
+    let (status, problem) = api
+        .post(
+            &signal,
+            &api.a.backend,
+            None,
+            &json!({"a": {"b": {"c": 1}}, "list": [[1]]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        fields(&problem),
+        vec![pair("a.b", "too_deep"), pair("list[0]", "too_deep")]
+    );
+
+    let (status, answer) = api
+        .post(
+            &signal,
+            &api.a.backend,
+            None,
+            &json!({"n": 1e299, "by": {"name": "acquirer"}, "ids": [1, "x"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, read) = api.get(&format!("/v1/runs/{run}"), &api.a.backend).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+}

@@ -286,7 +286,9 @@ async fn bad_filters_answer_422_naming_the_parameter_and_no_token_401(pool: PgPo
         assert_eq!(fields(&problem), [field], "{query}");
     }
     // An empty parameter is no filter, as for every list.
-    let (status, page) = api.get("/v1/vendors?external_id=&state=", &api.a.viewer).await;
+    let (status, page) = api
+        .get("/v1/vendors?external_id=&state=", &api.a.viewer)
+        .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let (status, problem) = api.get("/v1/vendors?state=x&limit=0", &api.a.viewer).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -69,6 +69,91 @@ fn walk_controls(value: &Value, path: &str, found: &mut Vec<FieldError>) {
     }
 }
 
+/// The largest magnitude a number in a body may have. PostgreSQL keeps jsonb numbers exactly and
+/// writes them back in full (`1.7976931348623157e308` returns as 309 digits), which serde_json
+/// cannot read near `f64::MAX`: a body number must stay far below it to be read again.
+pub const MAX_NUMBER_MAGNITUDE: f64 = 1e300;
+
+/// Every number in `value` at or beyond [`MAX_NUMBER_MAGNITUDE`], each as a
+/// `number_out_of_range` error at its JSON path.
+pub fn out_of_range_numbers(value: &Value) -> Vec<FieldError> {
+    let mut found = Vec::new();
+    walk_numbers(value, "", &mut found);
+    found
+}
+
+fn walk_numbers(value: &Value, path: &str, found: &mut Vec<FieldError>) {
+    match value {
+        Value::Number(number)
+            if number
+                .as_f64()
+                .is_some_and(|x| x.abs() >= MAX_NUMBER_MAGNITUDE) =>
+        {
+            found.push(
+                FieldProblem::new(
+                    "number_out_of_range",
+                    "Numbers must be smaller than 1e300 in magnitude.",
+                    "מספרים חייבים להיות קטנים מ-1e300 בערכם המוחלט.",
+                )
+                .at(path),
+            );
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                walk_numbers(item, &format!("{path}[{i}]"), found);
+            }
+        }
+        Value::Object(members) => {
+            for (key, member) in members {
+                walk_numbers(member, &join_path(path, key), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A free-form payload (a signal's) is an object of scalars, or of arrays and objects of scalars:
+/// two levels, which say any fact about an approval and which every client generator can type.
+/// Each value nested deeper is a `too_deep` error at its path; `payload` must be an object (the
+/// caller checks that).
+pub fn payload_too_deep(payload: &Value, prefix: &str) -> Vec<FieldError> {
+    let mut found = Vec::new();
+    let Value::Object(members) = payload else {
+        return found;
+    };
+    let nested = |value: &Value| matches!(value, Value::Array(_) | Value::Object(_));
+    for (key, member) in members {
+        let member_path = join_path(prefix, key);
+        let children: Vec<(String, &Value)> = match member {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (format!("{member_path}[{i}]"), item))
+                .collect(),
+            Value::Object(inner) => inner
+                .iter()
+                .map(|(name, item)| (join_path(&member_path, name), item))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (path, child) in children {
+            if nested(child) {
+                found.push(
+                    FieldProblem::new(
+                        "too_deep",
+                        "A payload holds scalars, or arrays and objects of scalars: nothing \
+                         nested deeper.",
+                        "מטען מכיל ערכים פשוטים, או מערכים ואובייקטים של ערכים פשוטים, ולא \
+                         קינון עמוק יותר.",
+                    )
+                    .at(path),
+                );
+            }
+        }
+    }
+    found
+}
+
 /// The members a JSON value may have. A value whose JSON type differs from its shape is left to
 /// the parser, which names the type it expected.
 #[derive(Debug, Clone, Copy)]

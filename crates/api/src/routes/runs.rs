@@ -163,19 +163,24 @@ pub(crate) async fn get_run(
 pub(crate) struct ListRunsQuery {
     /// Only this workflow, e.g. `vendor_onboarding`.
     workflow: Option<String>,
-    /// Only this status.
+    #[param(schema_with = crate::schemas::run_status_filter)]
     status: Option<String>,
     /// Only runs currently at this step.
     step: Option<String>,
     /// Only runs of this vendor.
+    #[param(value_type = Option<Uuid>)]
     vendor_id: Option<String>,
     /// Only runs created at or after this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     created_from: Option<String>,
     /// Only runs created before this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     created_to: Option<String>,
     /// Only unfinished runs unchanged for this many minutes.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 525_600)]
     stuck_minutes: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -314,6 +319,18 @@ pub(crate) async fn list_runs(
     }))
 }
 
+/// A signal's payload: any JSON object, its text free of control characters.
+#[derive(Debug)]
+pub(crate) struct SignalPayload;
+
+impl utoipa::PartialSchema for SignalPayload {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schemas::json_object()
+    }
+}
+
+impl ToSchema for SignalPayload {}
+
 /// The path of a signal: the run and the signal's name.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -333,7 +350,7 @@ pub(crate) struct SignalPath {
 #[utoipa::path(post, path = "/v1/runs/{id}/signals/{name}", tag = "runs",
     params(SignalPath,
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer")),
-    request_body(content = Object, description = "Optional JSON payload, at most 64 KiB, e.g. {\"reason\": \"approved by Upay\"}"),
+    request_body(content = inline(SignalPayload), description = "A JSON object handed to the run, at most 64 KiB, e.g. {\"reason\": \"approved by Upay\"}; `{}` when there is nothing to say"),
     responses((status = 202, description = "The signal is recorded"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The run has finished, or its workflow never waits for this signal", content_type = "application/problem+json"),
@@ -350,6 +367,21 @@ pub(crate) async fn send_signal(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Backend, Role::Operator])?;
     let id = parse_id(&id, "run")?;
+    if !payload.is_object() {
+        return Err(ApiError::Validation(
+            domain::errors::ValidationErrors::new(vec![
+                domain::errors::FieldProblem::invalid_type("a JSON object", "אובייקט JSON").at(""),
+            ]),
+            lang,
+        ));
+    }
+    let too_deep = domain::input::payload_too_deep(&payload, "");
+    if !too_deep.is_empty() {
+        return Err(ApiError::Validation(
+            domain::errors::ValidationErrors::new(too_deep),
+            lang,
+        ));
+    }
     if !crate::schemas::SIGNALS.contains(&name.as_str()) {
         return Err(ApiError::Validation(
             domain::errors::ValidationErrors::new(vec![
