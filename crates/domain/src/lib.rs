@@ -18,3 +18,4 @@ pub mod phone;
 pub mod run;
 pub mod vat;
 pub mod vendor;
+pub mod webhook_events;
