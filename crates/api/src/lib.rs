@@ -18,6 +18,7 @@ pub mod onboarding;
 mod openapi;
 mod routes;
 mod secrets;
+mod webhook_catalogue;
 
 use std::sync::Arc;
 

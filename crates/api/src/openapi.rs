@@ -37,7 +37,9 @@ pub(crate) fn base_document() -> OpenApi {
 
 /// `/openapi.json` and `/docs`.
 pub(crate) fn router(spec: Arc<OpenApi>) -> Router<AppState> {
-    let json = spec.to_json().unwrap_or_else(|_| "{}".to_owned());
+    let mut document = serde_json::to_value(&*spec).unwrap_or_else(|_| serde_json::json!({}));
+    crate::webhook_catalogue::add_to(&mut document);
+    let json = document.to_string();
     let page = reference_page(&spec);
     let json = Arc::new(json);
     Router::new()
