@@ -388,6 +388,33 @@ async fn every_management_operation_is_in_the_document_with_its_statuses(pool: P
             vec!["200", "400", "401", "403", "404", "415", "422"],
         ),
     ];
+    // Event filters are enums of the catalogue's names, or null.
+    let create = &document["components"]["schemas"]["CreateEndpointBody"];
+    let filter = &create["properties"]["event_types"];
+    assert_eq!(filter["type"], json!(["array", "null"]), "{create}");
+    let names: Vec<&str> = filter["items"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let catalogue: Vec<&str> = document["webhooks"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let (mut names, mut catalogue) = (names, catalogue);
+    names.sort_unstable();
+    catalogue.sort_unstable();
+    assert_eq!(names, catalogue);
+    let required: Vec<&str> = create["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(required.contains(&"url") && !required.contains(&"event_types"));
     for (path, method, statuses) in expect {
         let responses = paths[&path][method]["responses"]
             .as_object()

@@ -34,6 +34,7 @@ pub(crate) struct EndpointView {
     id: Uuid,
     url: String,
     /// The event types it receives (names from the `webhooks` section); `null`: every type.
+    #[schema(schema_with = event_types_schema)]
     event_types: Option<Vec<String>>,
     enabled: bool,
     /// Why it is disabled (an operator's reason, or its URL answered 410 Gone).
@@ -118,7 +119,7 @@ pub(crate) struct CreateEndpointBody {
     url: String,
     /// Only these event types (at least one, each a name of the `webhooks` section); absent or
     /// `null`: every type.
-    #[schema(example = json!(["vendor.ready", "charge.succeeded"]))]
+    #[schema(schema_with = event_types_schema)]
     event_types: Option<Vec<String>>,
     /// Why, 1–500 characters; kept in the audit log.
     reason: String,
@@ -129,7 +130,7 @@ pub(crate) struct CreateEndpointBody {
 #[allow(dead_code, reason = "documents the body; it is read from JSON by hand")]
 pub(crate) struct UpdateEndpointBody {
     /// The event types it receives from now on (at least one); `null`: every type.
-    #[schema(example = json!(["vendor.ready"]))]
+    #[schema(schema_with = event_types_schema)]
     event_types: Option<Vec<String>>,
     /// Why, 1–500 characters; kept in the audit log.
     reason: String,
@@ -154,6 +155,26 @@ pub(crate) struct EndpointReasonBody {
     /// Why, 1–500 characters; kept in the audit log (and, on disable, shown on the endpoint).
     #[schema(example = "the receiver is being migrated")]
     reason: String,
+}
+
+/// An event filter in the document: `null` (every type), or at least one name of the catalogue.
+fn event_types_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let names = domain::webhook_events::CATALOGUE.iter().map(|e| e.name);
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .min_items(Some(1))
+        .unique_items(true)
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .description(Some(
+            "Event types (each a name of the document's `webhooks` section); `null`: every type.",
+        ))
+        .examples([json!(["vendor.ready", "charge.succeeded"])])
+        .build()
 }
 
 /// The query of a delete.
