@@ -87,6 +87,18 @@ async fn bad_input_and_wrong_roles_are_refused_and_store_nothing(pool: PgPool) {
             json!({"url": "https://x.example/h", "reason": "r", "evnt_types": ["vendor.ready"]}),
             "evnt_types",
         ),
+        (
+            json!({"url": "https://x.example/h", "reason": "r\u{0}"}),
+            "reason",
+        ),
+        (
+            json!({"url": "https://x.example/h\u{0}", "reason": "r"}),
+            "url",
+        ),
+        (
+            json!({"url": "https://x.example/h", "event_types": ["vendor.ready\u{0}"], "reason": "r"}),
+            "event_types",
+        ),
     ];
     for (body, field) in cases {
         let (status, problem) = send(
@@ -288,9 +300,22 @@ async fn an_operator_manages_an_endpoint_from_creation_to_deletion_and_every_act
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Delete needs a reason; then the endpoint is gone with its secrets.
-    let (status, problem) = send(&h, Method::DELETE, &one, &h.a.operator, None).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(fields(&problem), vec!["reason".to_owned()]);
+    for query in ["", "?reason=%00"] {
+        let (status, problem) = send(
+            &h,
+            Method::DELETE,
+            &format!("{one}{query}"),
+            &h.a.operator,
+            None,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {problem}"
+        );
+        assert_eq!(fields(&problem), vec!["reason".to_owned()]);
+    }
     let (status, deleted) = send(
         &h,
         Method::DELETE,

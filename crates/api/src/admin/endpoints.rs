@@ -356,7 +356,18 @@ async fn view(
     Ok(EndpointView::new(endpoint, &backlog))
 }
 
+/// The reason, checked as every action's is; control characters (which PostgreSQL refuses in
+/// text, NUL) are refused here too.
 fn checked_reason(reason: Option<&str>, lang: Lang) -> Result<String, ApiError> {
+    if reason.is_some_and(|r| r.chars().any(char::is_control)) {
+        return Err(invalid(
+            lang,
+            "reason",
+            "invalid_characters",
+            "the reason holds control characters".to_owned(),
+            "הסיבה מכילה תווי בקרה".to_owned(),
+        ));
+    }
     actions::check_reason(reason).map_err(|e| action_error(e, lang))
 }
 
