@@ -9,7 +9,7 @@ DATABASE_URL ?= $(shell $(PG) url)
 export DATABASE_URL
 CARGO ?= cargo
 
-.PHONY: help setup setup/test run test lint fmt bench chaos chaos-short db/start db/stop db/reset db/url check-tools
+.PHONY: help setup setup/test setup/contract run test contract lint fmt bench chaos chaos-short db/start db/stop db/reset db/url check-tools
 # Prerequisites run in order, even under -j: set-up before the cluster, one apt-get at a time.
 .NOTPARALLEL:
 
@@ -25,12 +25,19 @@ setup: ## Install what make run lacks: PostgreSQL, CA certificates (apt-get; a n
 setup/test: ## Install what make test lacks: the above, Chromium and chromedriver
 	@$(SETUP) test
 
+setup/contract: ## Install what make contract lacks: the make run set, and Python 3 with venv
+	@$(SETUP) contract
+
 run: check-tools setup db/start ## Run the service with a local Postgres and the sandbox provider
 	$(CARGO) run --quiet -- dev
 
 test: check-tools setup/test db/start ## Run every test (starts the local Postgres if needed)
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
+
+# schemathesis (pinned, into .data/contract/venv) against `vendorflow api` on a database of its own.
+contract: check-tools setup/contract db/start ## API contract check: schemathesis against a started API, with a backend and an operator token
+	@scripts/contract/run.sh
 
 lint: check-tools ## cargo fmt --check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check

@@ -6,6 +6,8 @@
 #                           without the system's CA store)
 #   scripts/setup.sh test   for `make test`: the above, and Chromium and chromedriver, which drive
 #                           the dashboard's browser tests
+#   scripts/setup.sh contract  for `make contract`: the `run` set, and Python 3 with venv, into
+#                           which scripts/contract/run.sh installs schemathesis (from PyPI)
 #
 # When everything is there it does nothing, in milliseconds. Otherwise it installs the missing
 # Debian/Ubuntu packages with apt-get (`apt-get update` once, then one quiet install) when it can:
@@ -16,8 +18,8 @@ set -euo pipefail
 
 MODE="${1:-run}"
 case "$MODE" in
-  run | test) ;;
-  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+  run | test | contract) ;;
+  *) echo "usage: $0 run|test|contract" >&2; exit 2 ;;
 esac
 
 packages=() # Debian packages to install
@@ -67,6 +69,17 @@ need_browser_bin() { # variable, default path, Debian package, name
 if [ "$MODE" = test ]; then
   need_browser_bin CHROMIUM /usr/bin/chromium chromium Chromium
   need_browser_bin CHROMEDRIVER /usr/bin/chromedriver chromium-driver chromedriver
+fi
+
+# The API contract check (scripts/contract/run.sh) runs schemathesis in a virtual environment.
+if [ "$MODE" = contract ]; then
+  if ! command -v python3 >/dev/null 2>&1; then
+    packages+=(python3 python3-venv)
+    what+=("Python 3 with venv")
+  elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    packages+=(python3-venv)
+    what+=("Python's venv module")
+  fi
 fi
 
 [ ${#packages[@]} -eq 0 ] && exit 0

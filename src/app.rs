@@ -105,6 +105,7 @@ pub async fn serve(
             definitions: wiring.definitions.clone(),
             keyring: wiring.keyring.clone(),
             metrics: Some(render.clone()),
+            max_amount_agorot: settings.max_amount_agorot,
         };
         if let Some(address) = settings.metrics_listen {
             let listener = TcpListener::bind(address).await.with_context(|| {
@@ -129,6 +130,7 @@ pub async fn serve(
             definitions: wiring.definitions.clone(),
             keyring: wiring.keyring.clone(),
             metrics: render.filter(|_| settings.metrics_on_api),
+            max_amount_agorot: settings.max_amount_agorot,
         });
         let stop = shutdown.clone();
         tasks.push((

@@ -54,6 +54,8 @@ enum Commands {
     /// Development mode: a local PostgreSQL under .data/ when no database URL is set, migrations,
     /// a development marketplace and token.
     Dev,
+    /// Print the OpenAPI document the API serves at /openapi.json (for client generators).
+    Openapi,
     /// Run the SUMIT sandbox (the local provider simulator) alone; see docs/sandbox.md.
     Sandbox {
         /// Where to listen.
@@ -199,6 +201,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             println!("migrations applied");
         }
         Commands::Dev => dev(settings).await?,
+        Commands::Openapi => {
+            println!("{:#}", api::openapi_document());
+        }
         Commands::Serve => run_parts(settings, Parts::All).await?,
         Commands::Api => run_parts(settings, Parts::ApiOnly).await?,
         Commands::Worker => run_parts(settings, Parts::WorkerOnly).await?,
@@ -343,6 +348,7 @@ fn needs_database(command: &Commands) -> Option<bool> {
         // `dev` starts and makes its own; the others use no database.
         Commands::Dev
         | Commands::Keys(KeyCommands::Generate)
+        | Commands::Openapi
         | Commands::Sandbox { .. }
         | Commands::Demo(_)
         | Commands::Chaos(_) => None,

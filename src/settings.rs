@@ -106,6 +106,9 @@ pub struct Settings {
     /// runs (`VENDORFLOW_RETENTION_<JOB>_KEEP` and `VENDORFLOW_RETENTION_<JOB>_EVERY`, where
     /// `<JOB>` is `FINISHED_RUNS`, `IDEMPOTENCY_KEYS`, `WEBHOOK_DELIVERIES` or `OUTBOX`).
     pub retention: engine::RetentionPolicy,
+    /// The most one charge or document may be for, and each of its lines, in agorot
+    /// (`VENDORFLOW_MAX_AMOUNT_AGOROT`, at least 1; default 1000000000, ₪10,000,000).
+    pub max_amount_agorot: i64,
 }
 
 /// The shortest time idempotency keys may be kept: the API promises a replay for a day.
@@ -298,7 +301,15 @@ impl Settings {
             bail!("VENDORFLOW_WORKER_LEASE must be at least 1s");
         }
 
+        let max_amount_agorot = sources
+            .parse("max_amount_agorot")?
+            .unwrap_or(domain::orders::DEFAULT_MAX_AMOUNT_AGOROT);
+        if max_amount_agorot < 1 {
+            bail!("VENDORFLOW_MAX_AMOUNT_AGOROT must be at least 1");
+        }
+
         Ok(Settings {
+            max_amount_agorot,
             database_url: database_url.map(SecretString::from),
             database_max_connections: sources.parse("database_max_connections")?.unwrap_or(20),
             database_wait: sources.wait("database_wait")?,
@@ -374,6 +385,24 @@ mod tests {
         assert!(settings.database_url.is_none());
         assert!(!settings.metrics_on_api);
         assert!(settings.metrics_listen.is_none());
+    }
+
+    #[test]
+    fn the_amount_ceiling_defaults_to_ten_million_shekels_and_must_be_positive() {
+        let settings = Settings::from_env_map(env(&[])).unwrap();
+        assert_eq!(settings.max_amount_agorot, 1_000_000_000);
+        let settings =
+            Settings::from_env_map(env(&[("VENDORFLOW_MAX_AMOUNT_AGOROT", "500000")])).unwrap();
+        assert_eq!(settings.max_amount_agorot, 500_000);
+        for bad in ["0", "-1", "ten"] {
+            let error = Settings::from_env_map(env(&[("VENDORFLOW_MAX_AMOUNT_AGOROT", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("VENDORFLOW_MAX_AMOUNT_AGOROT"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -17,8 +17,8 @@ const HEADER: &str =
 /// vendor with its account as a number); rows 5–7 are not.
 const MIXED_ROWS: &str = "\
 s-1,\"דנה קרמיקה בע\"\"מ\",515555555,company,dana@example.co.il,052-123-4567,clearing,12,571,041116
-s-2,Avi Print,51-555555-5,licensed_dealer,avi@example.co.il,03-1234567,documents_only,,,
-s-3,\"Noa Yoga, Studio\",515555555,exempt_dealer,noa@example.co.il,+972 54 765 4321,clearing,12,571,41116
+s-2,Avi Print,12-345678-2,licensed_dealer,avi@example.co.il,03-1234567,documents_only,,,
+s-3,\"Noa Yoga, Studio\",000000018,exempt_dealer,noa@example.co.il,+972 54 765 4321,clearing,12,571,41116
 s-4,Bad Digits,515555556,company,not-an-email,052-123-4567,clearing,12,571,041117
 s-5,No Bank,515555555,company,x@example.co.il,052-123-4567,clearing,,,
 s-6,Short Row,515555555
@@ -221,7 +221,7 @@ async fn good_rows_are_enqueued_bad_rows_are_reported_and_a_second_import_enqueu
 async fn a_clean_file_exits_zero_and_its_json_report_names_each_run() {
     let setup = Setup::new().await;
     let rows = "\
-c-1,Avi Print,515555555,licensed_dealer,avi@example.co.il,03-1234567,documents_only,,,
+c-1,Avi Print,000000018,licensed_dealer,avi@example.co.il,03-1234567,documents_only,,,
 c-2,\"דנה קרמיקה בע\"\"מ\",515555555,company,dana@example.co.il,052-123-4567,clearing,12,571,041116
 ";
     let file = setup.file("clean.csv", rows);
@@ -363,5 +363,27 @@ async fn wrong_input_fails_naming_the_flag_the_column_or_the_setting() {
     assert_eq!(
         setup.count("SELECT count(*) FROM vendorflow.vendors").await,
         0
+    );
+}
+
+#[tokio::test]
+async fn a_row_whose_corporate_number_another_vendor_has_is_rejected() {
+    let setup = Setup::new().await;
+    let rows = "\
+d-1,\"דנה קרמיקה בע\"\"מ\",515555555,company,dana@example.co.il,052-123-4567,clearing,12,571,041116
+d-2,Dana Again,515555555,company,dana2@example.co.il,052-123-4567,documents_only,,,
+";
+    let file = setup.file("duplicate.csv", rows);
+    let imported = setup.import(&file, &["--json"]);
+    assert_eq!(imported.status.code(), Some(2), "{}", describe(&imported));
+    let report: Value = serde_json::from_str(&stdout(&imported)).unwrap();
+    assert_eq!(report["enqueued"].as_array().unwrap().len(), 1, "{report}");
+    let rejected = &report["rejected"][0];
+    assert_eq!(rejected["row"], 3, "{report}");
+    assert_eq!(rejected["errors"][0]["column"], "corporate_number");
+    assert_eq!(rejected["errors"][0]["code"], "corporate_number_taken");
+    assert_eq!(
+        setup.count("SELECT count(*) FROM vendorflow.vendors").await,
+        1
     );
 }

@@ -218,6 +218,7 @@ async fn twenty_vendors_end_ready_under_faults_with_one_organization_each_and_si
             .await
             .unwrap();
         assert_eq!(vendor["onboarding_state"], "ready", "{vendor}");
+        assert_eq!(vendor["state"], "ready", "{vendor}");
         let companies = ledger.companies_with_corporate_number(corporate);
         assert_eq!(companies.len(), 1, "one organization for {corporate}");
         let terminals = ledger

@@ -397,11 +397,11 @@ fn a_payload_with_an_undocumented_field_or_a_wrong_type_does_not_match() {
         .payload)())
     .unwrap();
     let validator = jsonschema::draft202012::new(&schema).unwrap();
-    let good = json!({"vendor_id": uuid::Uuid::nil(), "external_id": "s-1", "mode": "clearing",
-                      "provider_company_id": 7});
+    let good = json!({"vendor_id": uuid::Uuid::nil(), "state": "ready", "external_id": "s-1",
+                      "mode": "clearing", "provider_company_id": 7});
     assert!(validator.is_valid(&good));
     let mut extra = good.clone();
-    extra["state"] = json!("ready");
+    extra["colour"] = json!("blue");
     assert!(!validator.is_valid(&extra));
     let mut wrong = good.clone();
     wrong["mode"] = json!("both");

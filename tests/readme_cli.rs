@@ -498,7 +498,7 @@ fn kind(args: &[String]) -> Kind {
         "dev" => Kind::MakeRun,
         "sandbox" | "serve" | "api" | "worker" => Kind::Server,
         "migrate" | "marketplaces" | "tokens" | "keys" | "webhooks" | "bench" | "runs"
-        | "vendors" | "demo" => Kind::OneShot,
+        | "vendors" | "demo" | "openapi" => Kind::OneShot,
         other => panic!(
             "the README shows `vendorflow {other}`, which this test does not know how to run: \
              add it to `kind`"
@@ -585,7 +585,8 @@ fn check_one_shot(args: &[String], output: &Output, context: &mut Context<'_>) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let subcommand = args[..2.min(args.len())].join(" ");
     // It said where it found the development setup, in one line on stderr.
-    let uses_database = !matches!(subcommand.as_str(), "keys generate") && args[0] != "demo";
+    let uses_database =
+        !matches!(subcommand.as_str(), "keys generate" | "openapi") && args[0] != "demo";
     if uses_database {
         let found: Vec<&str> = stderr
             .lines()
@@ -634,6 +635,15 @@ fn check_one_shot(args: &[String], output: &Output, context: &mut Context<'_>) {
         "runs signal" => assert!(stdout.contains("delivered"), "{stdout}"),
         "runs resume" => assert!(stdout.contains("is pending"), "{stdout}"),
         "runs list" => assert!(stdout.contains("by status:") || stdout.contains("\"counts\"")),
+        "openapi" => {
+            let document: Value = serde_json::from_str(&stdout).expect("openapi prints JSON");
+            assert!(
+                document["openapi"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("3."))
+            );
+            assert!(document["paths"]["/v1/onboardings"]["post"].is_object());
+        }
         _ if args[0] == "demo" => {
             assert!(stdout.contains("vendor(s) ready"), "{stdout}");
             if !args.contains(&"--token".to_owned()) {

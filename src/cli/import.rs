@@ -397,6 +397,21 @@ pub async fn run(
                             .with_context(|| format!("row {}: vendor `{id}` vanished", row.row))?;
                     report.already_enqueued.push(present(row, &existing));
                 }
+                Err(api::onboarding::OnboardingError::CorporateNumberTaken { vendor_id }) => {
+                    tx.rollback().await?;
+                    report.rejected.push(RejectedRow {
+                        row: row.row,
+                        external_id: Some(row.application.external_id.as_str().to_owned()),
+                        errors: vec![RowProblem {
+                            column: "corporate_number".to_owned(),
+                            code: "corporate_number_taken".to_owned(),
+                            message: format!(
+                                "Vendor {vendor_id} of this marketplace already has this \
+                                 corporate number."
+                            ),
+                        }],
+                    });
+                }
                 Err(other) => {
                     progress.finish();
                     return Err(anyhow::Error::new(other).context(format!(

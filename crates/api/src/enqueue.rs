@@ -27,14 +27,35 @@ impl From<engine::EngineError> for ApiError {
             EngineError::RunEnded(..) | EngineError::Transition(_) | EngineError::OrderKeyTaken => {
                 ApiError::Conflict(error.to_string())
             }
-            EngineError::UnknownSignal { .. } | EngineError::UnknownStep { .. } => {
-                ApiError::BadRequest(error.to_string())
+            // A signal its workflow never waits for: the run cannot take it (the name itself is
+            // one the document lists, so the request is well formed).
+            EngineError::UnknownSignal { .. } => ApiError::Conflict(error.to_string()),
+            EngineError::UnknownStep {
+                ref workflow,
+                ref step,
+            } => field_error(
+                "step",
+                domain::errors::FieldProblem::new(
+                    "unknown_step",
+                    format!("The workflow `{workflow}` has no step `{step}`."),
+                    format!("בתהליך `{workflow}` אין שלב `{step}`."),
+                ),
+            ),
+            EngineError::ReasonRequired => {
+                field_error("reason", domain::errors::FieldProblem::required())
             }
-            EngineError::ReasonRequired => ApiError::BadRequest("a reason is required".to_owned()),
             EngineError::Database(sqlx::Error::PoolTimedOut) => ApiError::Unavailable,
             other => ApiError::internal(other),
         }
     }
+}
+
+/// A 422 naming one field.
+fn field_error(field: &str, problem: domain::errors::FieldProblem) -> ApiError {
+    ApiError::Validation(
+        domain::errors::ValidationErrors::new(vec![problem.at(field)]),
+        domain::errors::Lang::En,
+    )
 }
 
 /// Enqueues a run of `workflow` for `subject_id` in the caller's transaction, for the order

@@ -1,12 +1,18 @@
-//! Request extractors: the bearer token, the JSON body, the caller's language and the
-//! idempotency key. Each refuses bad input with a clear problem, never a 500.
+//! Request extractors: the bearer token, the JSON body, the query string, the caller's language
+//! and the idempotency key. Each refuses bad input with a clear problem, never a 500.
+//!
+//! Control characters that stored text must not hold (U+0000 above all, which PostgreSQL
+//! refuses in `text` and `jsonb`) are refused here, once for every route: [`JsonBody`] names each
+//! JSON path holding one and [`Query`] each query parameter, with 422 `invalid_characters`. Every
+//! JSON body and query string of the API goes through these two.
 
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use domain::errors::Lang;
+use domain::errors::{Lang, ValidationErrors};
 use secrecy::SecretString;
+use serde::de::DeserializeOwned;
 use store::tokens::{Role, TokenOwner};
 
 use crate::AppState;
@@ -67,6 +73,15 @@ where
     }
 }
 
+/// The language `Accept-Language` asks for (English when it asks for nothing we speak).
+fn lang_of(headers: &axum::http::HeaderMap) -> Lang {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok())
+        .map(Lang::from_accept_language)
+        .unwrap_or(Lang::En)
+}
+
 /// The language of error messages, from `Accept-Language` (Hebrew or English).
 #[derive(Debug, Clone, Copy)]
 pub struct Language(pub Lang);
@@ -75,13 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Language {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let lang = parts
-            .headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|value| value.to_str().ok())
-            .map(Lang::from_accept_language)
-            .unwrap_or(Lang::En);
-        Ok(Language(lang))
+        Ok(Language(lang_of(&parts.headers)))
     }
 }
 
@@ -112,8 +121,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// A JSON body, parsed to a `serde_json::Value` so that field errors come from the domain parser
-/// (all of them at once) rather than from a serde derive (first error only).
+/// A JSON body, parsed to a `serde_json::Value` (whole numbers written with a fraction read as
+/// integers) so that field errors come from the domain parser
+/// (all of them at once) rather than from a serde derive (first error only). A string or member
+/// name holding a forbidden control character answers 422 `invalid_characters` at each path.
 #[derive(Debug)]
 pub struct JsonBody(pub serde_json::Value);
 
@@ -134,6 +145,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let lang = lang_of(request.headers());
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -143,13 +155,98 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                     ApiError::BadRequest("the body could not be read".to_owned())
                 }
             })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
             ApiError::BadRequest(format!(
                 "the body is not valid JSON (line {}, column {})",
                 error.line(),
                 error.column()
             ))
         })?;
+        let controls = domain::input::control_characters(&value);
+        if !controls.is_empty() {
+            return Err(ApiError::Validation(ValidationErrors::new(controls), lang));
+        }
+        whole_numbers_as_integers(&mut value);
         Ok(JsonBody(value))
     }
+}
+
+/// JSON has one number type, and JSON Schema counts `36.0` as the integer 36: a whole number
+/// written with a fraction becomes that integer (when it fits in 64 bits), so every integer
+/// member takes it as the document says.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) => {
+            if let Some(float) = number.as_f64()
+                && !number.is_i64()
+                && !number.is_u64()
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15
+            {
+                // Below 2^53 every whole f64 is exact, so the integer is the number written.
+                *value = serde_json::Value::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(members) => {
+            members.values_mut().for_each(whole_numbers_as_integers)
+        }
+        _ => {}
+    }
+}
+
+/// The query string, deserialised into `T` like axum's `Query`, after every parameter (name and
+/// value, percent-decoded) is checked for forbidden control characters: those answer 422
+/// `invalid_characters` naming each parameter. A parameter given empty is left out; one `T`
+/// cannot read answers 422 naming it.
+#[derive(Debug, Clone)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let errors = query_control_characters(parts.uri.query().unwrap_or(""));
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors, lang_of(&parts.headers)));
+        }
+        // `?status=` is no status: a parameter given empty is left out, as forms and generated
+        // clients send unset filters.
+        let given: Vec<(String, String)> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                .collect();
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&given)
+            .finish();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+        let value = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let parameter = error.path().to_string();
+            ApiError::invalid_parameter(
+                &parameter,
+                format!("{parameter} does not have a value this route takes"),
+            )
+        })?;
+        Ok(Query(value))
+    }
+}
+
+/// An `invalid_characters` error for each query parameter whose name or value, percent-decoded,
+/// holds a forbidden control character (named by its name, lossily decoded).
+pub(crate) fn query_control_characters(query: &str) -> ValidationErrors {
+    let mut errors = ValidationErrors::default();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if domain::input::has_forbidden_control(&name)
+            || domain::input::has_forbidden_control(&value)
+        {
+            errors.push(domain::input::invalid_characters().at(name.into_owned()));
+        }
+    }
+    errors
 }

@@ -9,6 +9,7 @@
 //! SQL text or a stack trace.
 
 mod admin;
+mod contract;
 mod enqueue;
 mod error;
 mod extract;
@@ -17,6 +18,7 @@ pub mod observability;
 pub mod onboarding;
 mod openapi;
 mod routes;
+mod schemas;
 mod secrets;
 mod webhook_catalogue;
 
@@ -47,13 +49,28 @@ pub struct AppState {
     /// Renders this process's metrics for `GET /metrics` (the binary passes its Prometheus
     /// recorder's render); `None` leaves `/metrics` unserved (404).
     pub metrics: Option<MetricsRender>,
+    /// The most one charge or document, and each of its lines, may be for, in agorot
+    /// (`domain::orders::DEFAULT_MAX_AMOUNT_AGOROT` unless configured); more answers 422
+    /// `amount_too_large`.
+    pub max_amount_agorot: i64,
+}
+
+/// The documented routes and the OpenAPI document they make, completed with the shared answers.
+fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, spec) = routes::openapi_router()
+        .merge(admin::api_router())
+        .split_for_parts();
+    (api, contract::complete(spec))
+}
+
+/// The OpenAPI document `/openapi.json` serves, for `vendorflow openapi` (client generators).
+pub fn openapi_document() -> serde_json::Value {
+    openapi::document(&documented().1)
 }
 
 /// Builds the whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (api, spec) = routes::openapi_router()
-        .merge(admin::api_router())
-        .split_for_parts();
+    let (api, spec) = documented();
     let spec = Arc::new(spec);
     api.merge(openapi::router(spec))
         .merge(admin::dashboard_router())
@@ -61,7 +78,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(
+            routes::refuse_control_characters_in_path,
+        ))
         .layer(CatchPanicLayer::custom(routes::panic_response))
+        .layer(axum::middleware::from_fn(error::localize))
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
             axum::http::header::COOKIE,

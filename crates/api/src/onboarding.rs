@@ -36,6 +36,14 @@ pub enum OnboardingError {
     /// The marketplace already has a vendor with this external id.
     #[error("a vendor with external_id `{0}` already exists in this marketplace")]
     ExternalIdTaken(String),
+    /// Another vendor of the marketplace (with another external id) has this corporate number:
+    /// the provider would refuse a second organization for it, so the onboarding could only
+    /// pause. Nothing was written (the transaction is still usable, but the caller rolls back).
+    #[error("vendor {vendor_id} of this marketplace already has this corporate number")]
+    CorporateNumberTaken {
+        /// The vendor that has it.
+        vendor_id: Uuid,
+    },
     /// The run could not be enqueued (an unknown workflow, a database error).
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
@@ -52,9 +60,14 @@ pub enum OnboardingError {
 /// account encrypted under `keyring`, and enqueues a run of [`ONBOARDING_WORKFLOW`] whose input
 /// is the application without the account number plus the vendor's id.
 ///
+/// A corporate number is one vendor's per marketplace: the number is locked for the rest of the
+/// transaction (`store::vendors::lock_corporate_number`), so two concurrent onboardings of it
+/// are serialised and the second finds the first's vendor.
+///
 /// # Errors
 /// [`OnboardingError::ExternalIdTaken`] when the external id is in use in the marketplace;
-/// otherwise the failing layer's error.
+/// [`OnboardingError::CorporateNumberTaken`] when another vendor of the marketplace (under
+/// another external id) has the corporate number; otherwise the failing layer's error.
 pub async fn enqueue_onboarding(
     conn: &mut PgConnection,
     definitions: &engine::Definitions,
@@ -63,6 +76,23 @@ pub async fn enqueue_onboarding(
     application: &VendorApplication,
     actor: Actor,
 ) -> Result<Enqueued, OnboardingError> {
+    let external_id = application.external_id.as_str();
+    // The same external id again is the same vendor, whatever its number: say so first.
+    if store::vendors::find_by_external_id(conn, marketplace_id, external_id)
+        .await?
+        .is_some()
+    {
+        return Err(OnboardingError::ExternalIdTaken(external_id.to_owned()));
+    }
+    let corporate_number = application.corporate_number.as_str();
+    store::vendors::lock_corporate_number(conn, marketplace_id, corporate_number).await?;
+    if let Some(existing) =
+        store::vendors::find_by_corporate_number(conn, marketplace_id, corporate_number).await?
+    {
+        return Err(OnboardingError::CorporateNumberTaken {
+            vendor_id: existing.id,
+        });
+    }
     let vendor = match store::vendors::insert(conn, &vendor_row(marketplace_id, application)).await
     {
         Ok(vendor) => vendor,
@@ -115,7 +145,9 @@ pub fn vendor_row(
 impl From<OnboardingError> for crate::ApiError {
     fn from(error: OnboardingError) -> Self {
         match error {
-            OnboardingError::ExternalIdTaken(_) => crate::ApiError::Conflict(error.to_string()),
+            OnboardingError::ExternalIdTaken(_) | OnboardingError::CorporateNumberTaken { .. } => {
+                crate::ApiError::Conflict(error.to_string())
+            }
             OnboardingError::Engine(error) => error.into(),
             OnboardingError::Store(error) => error.into(),
             OnboardingError::Secrets(error) => crate::ApiError::internal(error),

@@ -11,26 +11,13 @@
 
 use serde_json::{Map, Value, json};
 
-/// Adds the `webhooks` section (and its tag) to the serialized OpenAPI `document`.
+/// Adds the `webhooks` section to the serialized OpenAPI `document` (its operations carry the
+/// tag `webhooks`, which `openapi::document` describes and orders).
 pub(crate) fn add_to(document: &mut Value) {
     let Some(root) = document.as_object_mut() else {
         return;
     };
     root.insert("webhooks".to_owned(), Value::Object(webhooks()));
-    let tags = root.entry("tags").or_insert_with(|| json!([]));
-    if let Some(tags) = tags.as_array_mut()
-        && !tags.iter().any(|t| t["name"] == "webhooks")
-    {
-        tags.push(json!({
-            "name": "webhooks",
-            "description": "Events vendorflow POSTs to the endpoints a marketplace registers \
-                (`/v1/admin/webhooks/endpoints`, or `vendorflow webhooks create`). Each is signed \
-                as the Standard Webhooks specification says: verify `webhook-signature` over \
-                `{webhook-id}.{webhook-timestamp}.{body}` with the endpoint's `whsec_` secret, \
-                refuse timestamps more than 5 minutes off, and deduplicate on `webhook-id`. \
-                Delivery is at least once, retried for about three days, in no guaranteed order."
-        }));
-    }
 }
 
 /// The envelope every delivery carries, with `data` of the event's payload schema.
@@ -140,12 +127,5 @@ mod tests {
             );
             assert!(!schema.to_string().contains("$ref"), "{name}: {schema}");
         }
-        assert!(
-            document["tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|t| t["name"] == "webhooks")
-        );
     }
 }

@@ -535,8 +535,12 @@ async fn the_runs_list_filters_counts_sorts_and_pages_with_a_cursor(pool: PgPool
     // Nothing has been unchanged for an hour yet.
     let (_, stuck) = h.get("/v1/admin/runs?stuck_minutes=60", &h.a.viewer).await;
     assert_eq!(stuck["runs"], json!([]));
-    let (status, _) = h.get("/v1/admin/runs?status=lost", &h.a.viewer).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, problem) = h.get("/v1/admin/runs?status=lost", &h.a.viewer).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "status");
+    // An empty parameter is no filter.
+    let (status, _) = h.get("/v1/admin/runs?status=&step=", &h.a.viewer).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -805,4 +809,51 @@ async fn a_backend_or_unknown_token_cannot_sign_in_and_a_revoked_token_ends_its_
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn dashboard_forms_and_queries_with_control_characters_get_a_422_page(pool: PgPool) {
+    let h = Harness::start(pool).await;
+    let (_, run) = h.paused_run(h.a.id, "seller-9").await;
+    let client = no_redirects();
+    let (cookie, csrf) = sign_in(&h, &h.a.operator).await;
+    let response = client
+        .post(format!("{}/admin/runs/{run}/resume", h.base))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode_form(&[
+            ("csrf", csrf.as_str()),
+            ("reason", "fixed\u{0}it"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("reason"), "{page}");
+    assert_eq!(h.status(run).await, "paused", "nothing was done");
+    assert!(h.audit(run).await.is_empty(), "nothing was audited");
+
+    for query in ["workflow=a%00b", "step=a%01b", "vendor=%7F", "q=a%00"] {
+        for page in ["/admin/runs", "/admin/vendors", "/admin/audit"] {
+            let response = client
+                .get(format!("{}{page}?{query}", h.base))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{page}?{query}"
+            );
+        }
+    }
+    let response = client
+        .get(format!("{}/admin/runs/a%00b", h.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

@@ -153,9 +153,16 @@ fn pair(field: &str, code: &str) -> (String, String) {
 async fn a_charge_is_accepted_and_its_run_holds_the_typed_input_only(pool: PgPool) {
     let api = TestApi::start(pool).await;
     let mut body = charge("order-42");
-    // Members the input does not know are not stored, whatever they hold.
+    // Members the input does not know are refused, named, and nothing is stored.
     body["internal_notes"] = json!("api key sk_live_do_not_store");
     body["vendor_id"] = json!(api.vendor_a);
+    let (status, problem) = api.charge(api.vendor_a, Some("c-1"), &body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(
+        fields(&problem),
+        vec![pair("internal_notes", "unknown_field")]
+    );
+    body.as_object_mut().unwrap().remove("internal_notes");
     let (status, answer) = api.charge(api.vendor_a, Some("c-1"), &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let run_id = answer["run_id"].as_str().unwrap();

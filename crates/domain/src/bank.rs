@@ -27,7 +27,7 @@ pub enum BankCheck {
 pub enum BankProblem {
     #[error("unknown bank code {0}")]
     UnknownBank(u16),
-    #[error("the branch number must be between 1 and 999")]
+    #[error("the branch number must be between 0 and 999")]
     InvalidBranch,
     #[error("the account number must be 1 to 9 digits, not all zero")]
     InvalidAccount,
@@ -50,8 +50,8 @@ impl BankProblem {
             BankProblem::UnknownBank(_) => unknown_bank(),
             BankProblem::InvalidBranch => FieldProblem::new(
                 "invalid_branch",
-                "The branch number must be between 1 and 999.",
-                "מספר הסניף חייב להיות בין 1 ל-999.",
+                "The branch number must be between 0 and 999.",
+                "מספר הסניף חייב להיות בין 0 ל-999.",
             ),
             BankProblem::InvalidAccount => FieldProblem::new(
                 "invalid_account",
@@ -129,6 +129,11 @@ fn rule_of(bank: u16) -> Option<Rule> {
         .map(|(_, _, rule)| *rule)
 }
 
+/// Every bank code accepted, in ascending order.
+pub fn bank_codes() -> impl Iterator<Item = u16> {
+    BANKS.iter().map(|(code, _, _)| *code)
+}
+
 /// The English name of a known bank code.
 pub fn bank_name(bank: u16) -> Option<&'static str> {
     BANKS
@@ -139,7 +144,8 @@ pub fn bank_name(bank: u16) -> Option<&'static str> {
 
 /// Checks an account with its bank's rule.
 ///
-/// `branch` must be 1..=999 and `account` 1 to 9 ASCII digits and not all zeros (an all-zero
+/// `branch` must be 0..=999 (branch 000 exists in some banks' numbering; the bank's rule, which
+/// is defined over the branch's three digits, decides) and `account` 1 to 9 ASCII digits and not all zeros (an all-zero
 /// account passes the Postal Bank's sum but is no one's account). When several parts are bad,
 /// the first of bank, branch, account is reported.
 pub fn check_bank_account(bank: u16, branch: u16, account: &str) -> Result<BankCheck, BankProblem> {
@@ -187,7 +193,7 @@ pub(crate) fn bank_problem(bank: u16) -> Option<BankProblem> {
 }
 
 pub(crate) fn branch_problem(branch: u16) -> Option<BankProblem> {
-    (!(1..=999).contains(&branch)).then_some(BankProblem::InvalidBranch)
+    (branch > 999).then_some(BankProblem::InvalidBranch)
 }
 
 pub(crate) fn account_problem(account: &str) -> Option<BankProblem> {
@@ -512,11 +518,25 @@ mod tests {
     }
 
     #[test]
-    fn branch_and_account_formats_are_enforced() {
+    fn branch_000_is_left_to_the_bank_rule() {
+        // Hapoalim over branch 000: Σ d0..d5·1..6 = 2, %11 = 2 passes; 000011: Σ 3 fails.
+        assert_eq!(check_bank_account(12, 0, "000002"), Ok(BankCheck::Passed));
+        assert_eq!(reference(12, 0, "000002"), Some(true));
         assert_eq!(
-            check_bank_account(12, 0, "041116"),
-            Err(BankProblem::InvalidBranch)
+            check_bank_account(12, 0, "000011"),
+            Err(BankProblem::CheckFailed)
         );
+        assert_eq!(reference(12, 0, "000011"), Some(false));
+        // Discount's rule ignores the branch.
+        assert_eq!(
+            check_bank_account(11, 0, "000032018"),
+            Ok(BankCheck::Passed)
+        );
+        assert!(BankAccount::new(12, 0, "2").is_ok());
+    }
+
+    #[test]
+    fn branch_and_account_formats_are_enforced() {
         assert_eq!(
             check_bank_account(12, 1000, "041116"),
             Err(BankProblem::InvalidBranch)
@@ -546,7 +566,7 @@ mod tests {
     #[test]
     fn every_bad_part_is_reported_and_the_rule_runs_only_on_good_parts() {
         assert_eq!(
-            check_all(99, 0, "x"),
+            check_all(99, 1000, "x"),
             Err(vec![
                 BankProblem::UnknownBank(99),
                 BankProblem::InvalidBranch,
@@ -554,7 +574,7 @@ mod tests {
             ])
         );
         assert_eq!(
-            check_all(12, 0, "041117"),
+            check_all(12, 1000, "041117"),
             Err(vec![BankProblem::InvalidBranch])
         );
     }

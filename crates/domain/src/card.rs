@@ -2,8 +2,8 @@
 //! and never reach the engine, its database or its logs (design.md §6): the marketplace must
 //! send a provider single-use token instead.
 //!
-//! A card number here is 13 to 19 digits passing the Luhn check, as a JSON number or inside a
-//! string, where its digit groups may be separated by single spaces or dashes
+//! A card number here is 13 to 19 digits, the first not 0, passing the Luhn check, as a JSON
+//! number or inside a string, where its digit groups may be separated by single spaces or dashes
 //! (`4580 4580 4580 4580`, `4580-4580-4580-4580`). Israeli ID and bank account numbers (at most
 //! 9 digits) and phone numbers (at most 12) are too short to match.
 //!
@@ -195,9 +195,14 @@ fn digit_runs(text: &str) -> Vec<DigitRun<'_>> {
     runs
 }
 
-/// 13 to 19 ASCII digits passing the Luhn check.
+/// 13 to 19 ASCII digits passing the Luhn check, whose first digit (the major industry
+/// identifier of ISO/IEC 7812) is 1 to 9: no payment card starts with 0, and a run of zeros (or
+/// an id padded with them) passes Luhn without being anyone's card.
 fn is_card_number(digits: &str) -> bool {
-    (13..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && luhn(digits)
+    (13..=19).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+        && luhn(digits)
 }
 
 /// The Luhn check: from the right, every second digit is doubled (minus 9 above 9), and the
@@ -300,6 +305,18 @@ mod tests {
     }
 
     #[test]
+    fn digit_runs_starting_with_zero_are_not_cards() {
+        // Luhn-valid, but no card's first digit is 0.
+        assert!(luhn("0000000000000"));
+        assert!(find_card_numbers(&json!({"external_id": "0000000000000"})).is_empty());
+        assert!(find_card_numbers(&json!({"reference": "0004222222222222"})).is_empty());
+        assert_eq!(
+            find_card_numbers(&json!({"reference": "4222222222222"})),
+            vec!["reference".to_owned()]
+        );
+    }
+
+    #[test]
     fn lengths_outside_13_to_19_digits_are_ignored() {
         // 12 digits and 20 digits, both Luhn-valid.
         assert!(!is_card_number("424242424242"));
@@ -390,7 +407,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_luhn_valid_16_digit_number_is_found_however_grouped(
-            body in "[0-9]{15}",
+            body in "[1-9][0-9]{14}",
             sep in prop::sample::select(vec!["", " ", "-"]),
         ) {
             let check = (0..10u8).find(|d| luhn(&format!("{body}{d}"))).unwrap();

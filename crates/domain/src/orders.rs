@@ -16,6 +16,7 @@
 
 use crate::card::{card_number_refused, find_card_numbers};
 use crate::errors::{FieldError, FieldProblem, ValidationErrors};
+use crate::input::Shape;
 use crate::vendor::{ModeKind, PublicVendorApplication};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -260,6 +261,68 @@ pub struct DocumentInput {
     pub send_by_email: bool,
 }
 
+/// The members of a customer, as the charge and document bodies carry it.
+const CUSTOMER_SHAPE: Shape = Shape::Object(&[
+    ("name", Shape::Any),
+    ("email", Shape::Any),
+    ("phone", Shape::Any),
+    ("company_number", Shape::Any),
+    ("external_id", Shape::Any),
+]);
+
+/// The members of an item.
+const ITEM_SHAPE: Shape = Shape::Object(&[
+    ("name", Shape::Any),
+    ("sku", Shape::Any),
+    ("quantity", Shape::Any),
+    ("unit_price_agorot", Shape::Any),
+    ("description", Shape::Any),
+]);
+
+/// The members of a document's payment line: `method` and `amount_agorot`, and the members of
+/// every method (the API documents them flat, each saying which method it belongs to).
+const PAYMENT_SHAPE: Shape = Shape::Object(&[
+    ("amount_agorot", Shape::Any),
+    ("method", Shape::Any),
+    ("bank", Shape::Any),
+    ("branch", Shape::Any),
+    ("reference", Shape::Any),
+    ("brand", Shape::Any),
+    ("last4", Shape::Any),
+    ("kind", Shape::Any),
+    ("description", Shape::Any),
+]);
+
+/// The members a charge request body may have: [`ChargeInput`]'s (`vendor_id` optional there,
+/// taken from the path).
+pub const CHARGE_BODY_SHAPE: Shape = Shape::Object(&[
+    ("vendor_id", Shape::Any),
+    ("order_id", Shape::Any),
+    ("amount_agorot", Shape::Any),
+    ("currency", Shape::Any),
+    ("single_use_token", Shape::Any),
+    ("customer", CUSTOMER_SHAPE),
+    ("description", Shape::Any),
+    ("items", Shape::Array(&ITEM_SHAPE)),
+    ("installments", Shape::Any),
+    ("send_document_by_email", Shape::Any),
+]);
+
+/// The members a document request body may have: [`DocumentInput`]'s.
+pub const DOCUMENT_BODY_SHAPE: Shape = Shape::Object(&[
+    ("vendor_id", Shape::Any),
+    ("reference", Shape::Any),
+    ("document_type", Shape::Any),
+    ("customer", CUSTOMER_SHAPE),
+    ("items", Shape::Array(&ITEM_SHAPE)),
+    ("payments", Shape::Array(&PAYMENT_SHAPE)),
+    ("vat_included", Shape::Any),
+    ("description", Shape::Any),
+    ("date", Shape::Any),
+    ("language", Shape::Any),
+    ("send_by_email", Shape::Any),
+]);
+
 fn problem(code: &'static str, en: &str, he: &str) -> FieldProblem {
     FieldProblem::new(code, en, he)
 }
@@ -298,8 +361,23 @@ fn check_customer(errors: &mut Vec<FieldError>, customer: &CustomerInput) {
     }
 }
 
-/// Checks items and returns their total, when every line is valid and nothing overflows.
-fn check_items(errors: &mut Vec<FieldError>, items: &[ItemInput]) -> Option<i64> {
+/// The default ceiling of one charge or document, and of each of its lines: ₪10,000,000.
+pub const DEFAULT_MAX_AMOUNT_AGOROT: i64 = 1_000_000_000;
+
+/// An amount above the ceiling `max` (in agorot), or one whose arithmetic overflowed.
+fn above_ceiling(max: i64) -> FieldProblem {
+    let shekels = crate::money::Agorot::new(max).to_decimal_string();
+    problem(
+        "amount_too_large",
+        &format!("The amount is above the ceiling of {max} agorot (₪{shekels})."),
+        &format!("הסכום גבוה מהתקרה של {max} אגורות (₪{shekels})."),
+    )
+}
+
+/// Checks items and returns their total, when every line is valid, no line nor the total is
+/// above `max` and nothing overflows (quantity × price and the sum are checked: a wrapped
+/// total must never pass for the amount).
+fn check_items(errors: &mut Vec<FieldError>, items: &[ItemInput], max: i64) -> Option<i64> {
     let mut total = Some(0i64);
     for (i, item) in items.iter().enumerate() {
         if item.name.trim().is_empty() {
@@ -325,12 +403,32 @@ fn check_items(errors: &mut Vec<FieldError>, items: &[ItemInput]) -> Option<i64>
                 .at(format!("items[{i}].unit_price_agorot")),
             );
         }
-        total = match (total, item.total_agorot()) {
+        let line = item.total_agorot().filter(|line| *line <= max);
+        if line.is_none() {
+            errors.push(above_ceiling(max).at(format!("items[{i}].unit_price_agorot")));
+        }
+        total = match (total, line) {
             (Some(t), Some(line)) => t.checked_add(line),
             _ => None,
         };
     }
-    total
+    match total {
+        Some(total) if total <= max => Some(total),
+        Some(_) => {
+            errors.push(above_ceiling(max).at("items"));
+            None
+        }
+        None => {
+            // A line already said why, unless only the sum overflowed.
+            if !errors
+                .iter()
+                .any(|e| e.code == "amount_too_large" && e.field.starts_with("items["))
+            {
+                errors.push(above_ceiling(max).at("items"));
+            }
+            None
+        }
+    }
 }
 
 /// Refuses card numbers anywhere in `value` (the input serialised). Its `vendor_id` is a UUID,
@@ -350,10 +448,10 @@ fn finish(errors: Vec<FieldError>) -> Result<(), ValidationErrors> {
 }
 
 impl ChargeInput {
-    /// Checks the charge: a reference-like order id, a positive amount in ILS, a token, a named
-    /// customer, items (if any) that add up to the amount, installments in range, and no card
-    /// number anywhere.
-    pub fn validate(&self) -> Result<(), ValidationErrors> {
+    /// Checks the charge: a reference-like order id, a positive amount in ILS not above
+    /// `max_agorot`, a token, a named customer, items (if any) whose lines and total stay under
+    /// the ceiling and add up to the amount, installments in range, and no card number anywhere.
+    pub fn validate(&self, max_agorot: i64) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         if let Ok(value) = serde_json::to_value(self) {
             refuse_card_numbers(&mut errors, &value);
@@ -368,6 +466,8 @@ impl ChargeInput {
                 )
                 .at("amount_agorot"),
             );
+        } else if self.amount_agorot > max_agorot {
+            errors.push(above_ceiling(max_agorot).at("amount_agorot"));
         }
         if self.currency != "ILS" {
             errors.push(
@@ -393,7 +493,7 @@ impl ChargeInput {
                     )
                     .at("items"),
                 );
-            } else if let Some(total) = check_items(&mut errors, items)
+            } else if let Some(total) = check_items(&mut errors, items, max_agorot)
                 && total != self.amount_agorot
                 && self.amount_agorot > 0
             {
@@ -433,8 +533,9 @@ impl ChargeInput {
 
 impl DocumentInput {
     /// Checks the document: a reference, a named customer, items and payments as its type needs
-    /// them (an invoice-receipt's payments equal its items' total), and no card number anywhere.
-    pub fn validate(&self) -> Result<(), ValidationErrors> {
+    /// them (an invoice-receipt's payments equal its items' total), no line, payment or total
+    /// above `max_agorot` (nor overflowing), and no card number anywhere.
+    pub fn validate(&self, max_agorot: i64) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         if let Ok(value) = serde_json::to_value(self) {
             refuse_card_numbers(&mut errors, &value);
@@ -455,7 +556,7 @@ impl DocumentInput {
             }
             Some(0)
         } else {
-            check_items(&mut errors, &self.items)
+            check_items(&mut errors, &self.items, max_agorot)
         };
         let mut payments_total = Some(0i64);
         for (i, payment) in self.payments.iter().enumerate() {
@@ -468,6 +569,8 @@ impl DocumentInput {
                     )
                     .at(format!("payments[{i}].amount_agorot")),
                 );
+            } else if payment.amount_agorot > max_agorot {
+                errors.push(above_ceiling(max_agorot).at(format!("payments[{i}].amount_agorot")));
             }
             if let PaymentMethodInput::CreditCard {
                 last4: Some(last4), ..
@@ -489,6 +592,12 @@ impl DocumentInput {
                 errors.push(FieldProblem::required().at(format!("payments[{i}].kind")));
             }
             payments_total = payments_total.and_then(|t| t.checked_add(payment.amount_agorot));
+        }
+        if payments_total.is_none_or(|total| total > max_agorot)
+            && !errors.iter().any(|e| e.code == "amount_too_large")
+        {
+            errors.push(above_ceiling(max_agorot).at("payments"));
+            payments_total = None;
         }
         if kind.needs_payments() && self.payments.is_empty() {
             errors.push(
@@ -547,7 +656,7 @@ mod tests {
     fn a_charge_whose_items_add_up_is_valid_and_defaults_to_ils() {
         let c = charge();
         assert_eq!(c.currency, "ILS");
-        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.validate(DEFAULT_MAX_AMOUNT_AGOROT), Ok(()));
     }
 
     #[test]
@@ -558,7 +667,7 @@ mod tests {
         c.customer.name = String::new();
         c.items.as_mut().unwrap()[0].quantity = 0;
         c.installments = Some(40);
-        let paths = fields(c.validate().unwrap_err());
+        let paths = fields(c.validate(DEFAULT_MAX_AMOUNT_AGOROT).unwrap_err());
         assert_eq!(
             paths,
             vec![
@@ -573,10 +682,71 @@ mod tests {
     }
 
     #[test]
+    fn items_whose_total_overflows_never_pass_for_the_amount() {
+        // Two lines of 2^62 agorot wrap to i64::MIN; a wrapped total must not be compared.
+        let mut c = charge();
+        c.amount_agorot = 5782;
+        c.items = Some(vec![
+            ItemInput {
+                name: "a".into(),
+                sku: None,
+                quantity: 1,
+                unit_price_agorot: 4_611_686_018_427_387_904,
+                description: None,
+            };
+            2
+        ]);
+        let errors = c.validate(i64::MAX).unwrap_err();
+        assert_eq!(fields(errors.clone()), vec!["items"]);
+        assert_eq!(errors.errors()[0].code, "amount_too_large");
+        // quantity × price overflowing is named at the line.
+        let mut c = charge();
+        c.items.as_mut().unwrap()[0].quantity = u32::MAX;
+        c.items.as_mut().unwrap()[0].unit_price_agorot = i64::MAX / 2;
+        let errors = c.validate(i64::MAX).unwrap_err();
+        assert_eq!(fields(errors), vec!["items[0].unit_price_agorot"]);
+    }
+
+    #[test]
+    fn amounts_above_the_ceiling_are_refused_at_their_fields() {
+        let mut c = charge();
+        c.amount_agorot = DEFAULT_MAX_AMOUNT_AGOROT + 1;
+        c.items = Some(vec![ItemInput {
+            name: "Yacht".into(),
+            sku: None,
+            quantity: 1,
+            unit_price_agorot: DEFAULT_MAX_AMOUNT_AGOROT + 1,
+            description: None,
+        }]);
+        let errors = c.validate(DEFAULT_MAX_AMOUNT_AGOROT).unwrap_err();
+        assert_eq!(
+            fields(errors.clone()),
+            vec!["amount_agorot", "items[0].unit_price_agorot"]
+        );
+        assert!(errors.errors().iter().all(|e| e.code == "amount_too_large"));
+        assert!(errors.errors()[0].message_en.contains("10000000.00"));
+        c.amount_agorot = DEFAULT_MAX_AMOUNT_AGOROT;
+        c.items.as_mut().unwrap()[0].unit_price_agorot = DEFAULT_MAX_AMOUNT_AGOROT;
+        assert_eq!(c.validate(DEFAULT_MAX_AMOUNT_AGOROT), Ok(()));
+
+        let receipt: DocumentInput = serde_json::from_value(json!({
+            "vendor_id": Uuid::nil(), "reference": "r-1", "document_type": "receipt",
+            "customer": {"name": "Noa"},
+            "payments": [{"method": "cash", "amount_agorot": i64::MAX},
+                         {"method": "cash", "amount_agorot": 1}]
+        }))
+        .unwrap();
+        let errors = receipt.validate(i64::MAX).unwrap_err();
+        assert_eq!(fields(errors), vec!["payments"]);
+        let errors = receipt.validate(100).unwrap_err();
+        assert_eq!(fields(errors), vec!["payments[0].amount_agorot"]);
+    }
+
+    #[test]
     fn a_card_number_anywhere_in_a_charge_is_refused() {
         let mut c = charge();
         c.description = Some("card 4580 4580 4580 4580".into());
-        let errors = c.validate().unwrap_err();
+        let errors = c.validate(DEFAULT_MAX_AMOUNT_AGOROT).unwrap_err();
         assert_eq!(errors.errors()[0].field, "description");
         assert_eq!(errors.errors()[0].code, "card_number_refused");
     }
@@ -589,7 +759,7 @@ mod tests {
         c.vendor_id = Uuid::parse_str(id).unwrap();
         c.customer.external_id = Some(id.to_owned());
         c.description = Some(format!("Order {} of buyer {id}", Uuid::nil()));
-        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.validate(DEFAULT_MAX_AMOUNT_AGOROT), Ok(()));
     }
 
     #[test]
@@ -604,7 +774,10 @@ mod tests {
         }))
         .unwrap();
         assert!(doc.vat_included);
-        assert_eq!(fields(doc.validate().unwrap_err()), vec!["payments"]);
+        assert_eq!(
+            fields(doc.validate(DEFAULT_MAX_AMOUNT_AGOROT).unwrap_err()),
+            vec!["payments"]
+        );
 
         let fixed = DocumentInput {
             payments: vec![DocumentPaymentInput {
@@ -617,7 +790,7 @@ mod tests {
             }],
             ..doc
         };
-        assert_eq!(fixed.validate(), Ok(()));
+        assert_eq!(fixed.validate(DEFAULT_MAX_AMOUNT_AGOROT), Ok(()));
         let round_trip: DocumentInput =
             serde_json::from_value(serde_json::to_value(&fixed).unwrap()).unwrap();
         assert_eq!(round_trip, fixed);
@@ -630,12 +803,18 @@ mod tests {
             "customer": {"name": "Noa"}
         }))
         .unwrap();
-        assert_eq!(fields(receipt.validate().unwrap_err()), vec!["payments"]);
+        assert_eq!(
+            fields(receipt.validate(DEFAULT_MAX_AMOUNT_AGOROT).unwrap_err()),
+            vec!["payments"]
+        );
         let invoice = DocumentInput {
             document_type: DocumentKind::Invoice,
             ..receipt
         };
-        assert_eq!(fields(invoice.validate().unwrap_err()), vec!["items"]);
+        assert_eq!(
+            fields(invoice.validate(DEFAULT_MAX_AMOUNT_AGOROT).unwrap_err()),
+            vec!["items"]
+        );
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! validated domain types.
 //!
 //! Parsing reports one error per bad field and every bad field at once, each at its JSON path
-//! (`vendor.bank_account.account`). Unknown members are ignored, so the marketplace may send
-//! more than we read. A raw card number anywhere in the body is refused at its path. Nothing
-//! here panics on any input.
+//! (`vendor.bank_account.account`). A request body's unknown members are refused at their paths
+//! (a typo such as `bank_acount` must not onboard a vendor without its account); a vendor object
+//! from elsewhere (a CSV row) may carry more than we read. A raw card number anywhere in the body
+//! is refused at its path. Nothing here panics on any input.
 
 use std::fmt;
 
@@ -15,6 +16,7 @@ use validator::ValidateEmail;
 use crate::bank::{self, BankAccount};
 use crate::card::{self, join_path};
 use crate::errors::{FieldError, FieldProblem, ValidationErrors};
+use crate::input::{self, Shape};
 use crate::israeli_id::CorporateNumber;
 use crate::phone::PhoneNumber;
 
@@ -79,8 +81,8 @@ impl BusinessType {
                 "invalid_business_type",
                 "The business type must be one of exempt_dealer, licensed_dealer, company, \
                  nonprofit, partnership.",
-                "סוג העסק חייב להיות אחד מאלה: עוסק פטור, עוסק מורשה, חברה בע\"מ, עמותה / חל\"צ, \
-                 שותפות.",
+                "סוג העסק חייב להיות אחד מאלה: exempt_dealer (עוסק פטור), licensed_dealer (עוסק \
+                 מורשה), company (חברה), nonprofit (עמותה), partnership (שותפות).",
             )),
         }
     }
@@ -411,13 +413,39 @@ impl From<&BankAccount> for PublicBankAccount {
     }
 }
 
+/// The members the body of `POST /v1/onboardings` may have.
+pub const ONBOARDING_BODY_SHAPE: Shape = Shape::Object(&[(
+    "vendor",
+    Shape::Object(&[
+        ("external_id", Shape::Any),
+        ("legal_name", Shape::Any),
+        ("corporate_number", Shape::Any),
+        ("business_type", Shape::Any),
+        ("email", Shape::Any),
+        ("phone", Shape::Any),
+        ("mode", Shape::Any),
+        (
+            "bank_account",
+            Shape::Object(&[
+                ("bank", Shape::Any),
+                ("branch", Shape::Any),
+                ("account", Shape::Any),
+            ]),
+        ),
+    ]),
+)]);
+
 impl VendorApplication {
     /// Parses the body of `POST /v1/onboardings`: `{"vendor": {...}}`. Errors are at paths
-    /// under `vendor.`, and a card number anywhere in the body is refused at its path.
+    /// under `vendor.`, a card number anywhere in the body is refused at its path, and so is
+    /// every member [`ONBOARDING_BODY_SHAPE`] does not know (`unknown_field`).
     pub fn from_request_body(body: &Value) -> Result<VendorApplication, ValidationErrors> {
         let mut errors = Errors::default();
         for path in card::find_card_numbers(body) {
             errors.report(path, card::card_number_refused());
+        }
+        for unknown in input::unknown_members(body, &ONBOARDING_BODY_SHAPE, "") {
+            errors.report(unknown.field.clone(), input::unknown_field());
         }
         match body.get("vendor") {
             None | Some(Value::Null) => {
@@ -575,9 +603,28 @@ fn parse_vendor(
 
     // The bank account matters for clearing vendors. When the mode itself is bad it is still
     // checked if present, so that the marketplace learns of all its mistakes at once; for a
-    // documents-only vendor it is ignored.
+    // documents-only vendor it must be absent (or null).
     let bank_account = match mode_kind {
-        Some(ModeKind::DocumentsOnly) => None,
+        Some(ModeKind::DocumentsOnly) => {
+            // A documents-only vendor has no payouts: an account sent for one is a mistake
+            // (the wrong mode, most likely), refused rather than silently dropped.
+            if members
+                .get("bank_account")
+                .is_some_and(|value| !value.is_null())
+            {
+                errors.report(
+                    path("bank_account"),
+                    FieldProblem::new(
+                        "not_allowed",
+                        "A documents_only vendor has no bank account: leave bank_account out, \
+                         or set mode to clearing.",
+                        "לספק documents_only אין חשבון בנק: יש להשמיט את bank_account או לבחור \
+                         mode clearing.",
+                    ),
+                );
+            }
+            None
+        }
         Some(ModeKind::Clearing) => {
             parse_bank_account(members, &path("bank_account"), true, errors)
         }

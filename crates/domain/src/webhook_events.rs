@@ -13,6 +13,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use uuid::Uuid;
 
+use crate::vendor_state::VendorState;
+
 /// An organization was created for the vendor at SUMIT.
 pub const ORGANIZATION_CREATED: &str = "vendor.organization_created";
 /// The vendor's clearing terminal was requested; approval comes later, by hand.
@@ -32,6 +34,9 @@ pub const DOCUMENT_ISSUED: &str = "document.issued";
 pub struct VendorProviderEvent {
     /// The vendor's id in vendorflow.
     pub vendor_id: Uuid,
+    /// Where the vendor stands now (as the vendor resource says).
+    #[schema(schema_with = vendor_state_schema)]
+    pub state: VendorState,
     /// The marketplace's own id for the vendor.
     pub external_id: String,
     /// The vendor's organization (CompanyID) at SUMIT.
@@ -54,6 +59,9 @@ pub enum VendorMode {
 pub struct VendorReadyEvent {
     /// The vendor's id in vendorflow.
     pub vendor_id: Uuid,
+    /// Where the vendor stands now: `ready`.
+    #[schema(schema_with = vendor_state_schema)]
+    pub state: VendorState,
     /// The marketplace's own id for the vendor.
     pub external_id: String,
     #[schema(inline)]
@@ -175,6 +183,10 @@ pub struct RunEvent {
     pub status: RunEventStatus,
     /// The run's current step.
     pub step: String,
+    /// Onboarding runs: where the vendor stands now (as the vendor resource says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = vendor_state_schema)]
+    pub state: Option<VendorState>,
     /// Why it paused, failed or was cancelled, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -191,6 +203,18 @@ pub struct RunEvent {
     /// Reminders: since when it waits (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_since: Option<String>,
+}
+
+/// A vendor state in a payload: one of [`VendorState::ALL`]'s words.
+fn vendor_state_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(VendorState::ALL.iter().map(|s| s.as_str())))
+        .description(Some(
+            "Where the vendor stands (the vendor resource's `state`).",
+        ))
+        .build()
 }
 
 /// One event type of the catalogue.

@@ -106,14 +106,20 @@ fn a_bank_without_a_known_rule_is_accepted_and_marked_unchecked() {
 }
 
 #[test]
-fn a_documents_only_vendor_ignores_its_bank_account() {
+fn a_documents_only_vendor_refuses_a_bank_account_and_takes_null() {
     let body = with(example_body(), "/vendor/mode", json!("documents_only"));
-    let body = with(
-        body,
+    let with_account = with(
+        body.clone(),
         "/vendor/bank_account",
-        json!({"bank": 99, "branch": 0, "account": "x"}),
+        json!({"bank": 12, "branch": 571, "account": "041116"}),
     );
-    let app = VendorApplication::from_request_body(&body).unwrap();
+    let errors = VendorApplication::from_request_body(&with_account).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors.errors()[0].field, "vendor.bank_account");
+    assert_eq!(errors.errors()[0].code, "not_allowed");
+
+    let with_null = with(body, "/vendor/bank_account", Value::Null);
+    let app = VendorApplication::from_request_body(&with_null).unwrap();
     assert_eq!(app.mode, Mode::DocumentsOnly);
     let public = app.to_public_json();
     assert_eq!(public["mode"], "documents_only");
@@ -160,7 +166,7 @@ fn every_bad_field_is_reported_at_once_with_one_error_each() {
         "email": "dana@",
         "phone": "12345",
         "mode": "cash",
-        "bank_account": {"bank": 99, "branch": 0, "account": "12a"}
+        "bank_account": {"bank": 99, "branch": 1000, "account": "12a"}
     }});
     assert_eq!(
         errors_of(&body),
@@ -310,12 +316,41 @@ fn out_of_range_bank_and_branch_codes_are_refused() {
 }
 
 #[test]
-fn unknown_extra_fields_are_ignored() {
+fn unknown_members_of_a_body_are_refused_each_at_its_path() {
     let mut body = example_body();
     body["vendor"]["website"] = json!("https://dana.example");
     body["vendor"]["bank_account"]["nickname"] = json!("main");
     body["metadata"] = json!({"source": "crm", "tags": [1, 2]});
-    assert!(VendorApplication::from_request_body(&body).is_ok());
+    assert_eq!(
+        errors_of(&body),
+        pairs(&[
+            ("metadata", "unknown_field"),
+            ("vendor.bank_account.nickname", "unknown_field"),
+            ("vendor.website", "unknown_field"),
+        ])
+    );
+    // The typo the issue tells of: a clearing vendor without its account is refused twice over.
+    let mut body = example_body();
+    let account = body["vendor"]["bank_account"].take();
+    body["vendor"]
+        .as_object_mut()
+        .unwrap()
+        .remove("bank_account");
+    body["vendor"]["bank_acount"] = account;
+    assert_eq!(
+        errors_of(&body),
+        pairs(&[
+            ("vendor.bank_acount", "unknown_field"),
+            ("vendor.bank_account", "required"),
+        ])
+    );
+}
+
+#[test]
+fn a_vendor_object_from_elsewhere_may_carry_more_than_is_read() {
+    let mut vendor = example_body()["vendor"].clone();
+    vendor["website"] = json!("https://dana.example");
+    assert!(VendorApplication::from_vendor_value(&vendor, "rows[0]").is_ok());
 }
 
 #[test]
@@ -327,7 +362,8 @@ fn a_card_number_anywhere_is_refused_at_its_path() {
         errors_of(&body),
         pairs(&[
             ("metadata.cards[0]", "card_number_refused"),
-            ("vendor.notes", "card_number_refused")
+            ("vendor.notes", "card_number_refused"),
+            ("metadata", "unknown_field"),
         ])
     );
     let errors = VendorApplication::from_request_body(&body).unwrap_err();
@@ -604,7 +640,7 @@ proptest! {
         bank in choice(vec![
             (Some(json!({"bank": 12, "branch": 571, "account": "041116"})), 0),
             (Some(json!({"bank": 12, "branch": 571, "account": "041117"})), 1),
-            (Some(json!({"bank": 1, "branch": 0, "account": ""})), 3),
+            (Some(json!({"bank": 1, "branch": 1000, "account": ""})), 3),
             (Some(json!([])), 1),
             (None, 0),
         ]),
@@ -633,9 +669,10 @@ proptest! {
             vendor.insert("bank_account".to_owned(), bank_value);
         }
         expected += match mode {
-            Some("documents_only") => 0,
             Some("clearing") if !bank_present => 1,
             Some("clearing") => bank_errors,
+            // Any account, good or bad, is one error: a documents-only vendor has none.
+            Some("documents_only") => usize::from(bank_present),
             // A bad or missing mode is one error, and a present bank account is still checked.
             _ => 1 + bank_errors,
         };
@@ -650,5 +687,18 @@ proptest! {
                 prop_assert_eq!(fields.len(), expected);
             }
         }
+    }
+}
+
+#[test]
+fn the_hebrew_business_type_message_lists_the_codes_the_api_accepts() {
+    let problem = domain::vendor::BusinessType::parse("llc").unwrap_err();
+    for code in domain::vendor::BusinessType::ALL {
+        assert!(
+            problem.message_he.contains(code.as_str()),
+            "{}",
+            problem.message_he
+        );
+        assert!(problem.message_en.contains(code.as_str()));
     }
 }

@@ -253,6 +253,11 @@ impl Cursor {
             "status": status.as_str(),
             "step": self.step_name(),
         });
+        if let Some(state) =
+            domain::vendor_state::event_state(&self.workflow_name, status, self.step_name())
+        {
+            payload["state"] = json!(state.as_str());
+        }
         if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra) {
             p.extend(e);
         }

@@ -140,6 +140,20 @@ async fn write_event(
     reason: &str,
 ) -> Result<(), EngineError> {
     if let Some(event_type) = event_type {
+        let mut payload = json!({
+            "run_id": row.id,
+            "workflow": row.workflow,
+            "subject_id": row.subject_id,
+            "marketplace_id": row.marketplace_id,
+            "status": status.as_str(),
+            "step": row.step_name,
+            "reason": reason,
+        });
+        if let Some(state) =
+            domain::vendor_state::event_state(&row.workflow, status, &row.step_name)
+        {
+            payload["state"] = json!(state.as_str());
+        }
         store::outbox::insert(
             conn,
             &store::outbox::NewOutboxEvent {
@@ -147,15 +161,7 @@ async fn write_event(
                 marketplace_id: row.marketplace_id,
                 run_id: Some(row.id),
                 event_type: event_type.clone(),
-                payload: json!({
-                    "run_id": row.id,
-                    "workflow": row.workflow,
-                    "subject_id": row.subject_id,
-                    "marketplace_id": row.marketplace_id,
-                    "status": status.as_str(),
-                    "step": row.step_name,
-                    "reason": reason,
-                }),
+                payload,
             },
         )
         .await?;

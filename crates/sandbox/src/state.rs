@@ -1140,7 +1140,8 @@ impl World {
         }
         let now = self.now();
         let rate = self.vat_rate_for(caller, now.date(), vat_rate_override, customer.no_vat);
-        let totals = compute_totals(&lines, vat_included, rate);
+        let totals = compute_totals(&lines, vat_included, rate)
+            .ok_or_else(|| fe(FieldError::invalid("Items.UnitPrice")))?;
         if totals.total < 0 && !support_credit {
             return Err(Reply::business(lang, Msg::NegativeTotal));
         }
@@ -1372,6 +1373,7 @@ impl World {
             }
         } else {
             compute_totals(&lines, vat_included, rate)
+                .ok_or_else(|| fe(FieldError::invalid("Items.UnitPrice")))?
         };
         if is_invoice_receipt(doc_type) && payments_total != totals.total {
             return Err(Reply::business(
@@ -1825,21 +1827,25 @@ struct Totals {
 
 /// Totals of priced lines. With `VATIncluded` false (the API's default) the prices are net and
 /// VAT is added on top; with true they already contain it and VAT is split out. Rounding is
-/// domain's: half away from zero, on the sum of the rounded lines.
-fn compute_totals(lines: &[LineRec], vat_included: bool, rate: VatRate) -> Totals {
-    let sum: i64 = lines.iter().map(|l| l.total).sum();
+/// domain's: half away from zero, on the sum of the rounded lines. `None` when the sum or the
+/// total with VAT does not fit an i64 (the caller answers the invalid field, as SUMIT answers
+/// an absurd amount; it never panics).
+fn compute_totals(lines: &[LineRec], vat_included: bool, rate: VatRate) -> Option<Totals> {
+    let sum = lines.iter().try_fold(Agorot::ZERO, |sum, line| {
+        sum.checked_add(Agorot::new(line.total))
+    })?;
     if vat_included {
-        let (_, vat) = rate.split_gross(Agorot::new(sum));
-        Totals {
-            total: sum,
+        let (_, vat) = rate.split_gross(sum);
+        Some(Totals {
+            total: sum.get(),
             vat: vat.get(),
-        }
+        })
     } else {
-        let vat = rate.vat_on_net(Agorot::new(sum)).get();
-        Totals {
-            total: sum + vat,
-            vat,
-        }
+        let vat = rate.vat_on_net(sum);
+        Some(Totals {
+            total: sum.checked_add(vat)?.get(),
+            vat: vat.get(),
+        })
     }
 }
 
@@ -1875,33 +1881,48 @@ mod tests {
         let rate17 = vat_rate_on(NaiveDate::from_ymd_opt(2024, 12, 31).unwrap());
         // Reference §1.5 [T]: ₪49 became ₪57.82.
         assert_eq!(
-            compute_totals(&[line(4900, 1000)], false, rate18),
+            compute_totals(&[line(4900, 1000)], false, rate18).unwrap(),
             Totals {
                 total: 5782,
                 vat: 882
             }
         );
         assert_eq!(
-            compute_totals(&[line(4900, 1000)], false, rate17),
+            compute_totals(&[line(4900, 1000)], false, rate17).unwrap(),
             Totals {
                 total: 5733,
                 vat: 833
             }
         );
         assert_eq!(
-            compute_totals(&[line(11800, 1000)], true, rate18),
+            compute_totals(&[line(11800, 1000)], true, rate18).unwrap(),
             Totals {
                 total: 11800,
                 vat: 1800
             }
         );
         assert_eq!(
-            compute_totals(&[line(11700, 1000)], true, rate17),
+            compute_totals(&[line(11700, 1000)], true, rate17).unwrap(),
             Totals {
                 total: 11700,
                 vat: 1700
             }
         );
+    }
+
+    #[test]
+    fn totals_that_overflow_are_none_never_a_panic() {
+        let rate18 = vat_rate_on(NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
+        let huge = || line(4_611_686_018_427_387_904, 1000);
+        for vat_included in [false, true] {
+            assert_eq!(
+                compute_totals(&[huge(), huge()], vat_included, rate18),
+                None
+            );
+        }
+        // One line fits, but its VAT on top does not.
+        assert_eq!(compute_totals(&[line(i64::MAX, 1000)], false, rate18), None);
+        assert!(compute_totals(&[line(i64::MAX, 1000)], true, rate18).is_some());
     }
 
     #[test]

@@ -1264,3 +1264,51 @@ async fn the_clock_is_set_and_released_through_the_control_endpoint() {
         .unwrap();
     assert_eq!(v["frozen"], false);
 }
+
+#[tokio::test]
+async fn absurd_amounts_are_refused_as_an_invalid_field_and_the_sandbox_keeps_answering() {
+    let api = Api::manual().await;
+    let creds = api.clearing_vendor(31).await;
+    // Two lines of 2^62 agorot: their sum does not fit an i64.
+    let huge = json!("46116860184273879.04");
+    let two_lines = json!({"Items": [
+        {"Item": {"Name": "a"}, "Quantity": 1, "UnitPrice": huge},
+        {"Item": {"Name": "b"}, "Quantity": 1, "UnitPrice": huge}
+    ]});
+    for vat_included in [false, true] {
+        let mut extra = two_lines.clone();
+        extra["VATIncluded"] = json!(vat_included);
+        let v = api
+            .charge(&creds, "tok_approve_huge", json!(1), extra)
+            .await;
+        assert_eq!(v["Status"], 1, "{v}");
+        assert!(
+            v["UserErrorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("Items.UnitPrice"),
+            "{v}"
+        );
+    }
+    // One line that fits, whose VAT on top does not.
+    let v = api
+        .charge(
+            &creds,
+            "tok_approve_huge",
+            json!("92233720368547758.07"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["Status"], 1, "{v}");
+    // The same for a document, and the token was never consumed: a sane charge still works.
+    let document = json!({"Credentials": creds,
+        "Details": {"Type": "Invoice", "Customer": {"Name": "Dana"}},
+        "Items": two_lines["Items"].clone()});
+    let d = api.post(DOC_CREATE, document).await;
+    assert_eq!(d["Status"], 1, "{d}");
+    let ok = api
+        .charge(&creds, "tok_approve_huge", json!(10), json!({}))
+        .await;
+    assert_eq!(ok["Status"], 0, "{ok}");
+    assert!(api.sandbox.ledger().documents.len() <= 1);
+}

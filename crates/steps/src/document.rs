@@ -155,8 +155,10 @@ impl IssueDocument {
 
     async fn execute_inner(&self, ctx: &StepContext) -> Step<StepOutcome> {
         let input: DocumentInput = parse(ctx)?;
+        // The amount ceiling is the API's setting, applied when the request was admitted; here
+        // the input's own rules and overflow-checked sums are enough.
         input
-            .validate()
+            .validate(i64::MAX)
             .map_err(|errors| failure::fatal("invalid_input", errors.to_string()))?;
         let (company_id, credentials) = {
             let mut conn = connection(ctx).await?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use domain::envelope::ErrorEnvelope;
 use domain::vendor::{BusinessType, ModeKind};
+use domain::vendor_state::VendorState;
 use domain::webhook_events::{VendorMode, VendorProviderEvent, VendorReadyEvent};
 use engine::{
     PollHandler, PollOutcome, ReconcileOutcome, StepContext, StepHandler, StepOutcome, StepSuccess,
@@ -233,6 +234,7 @@ impl CreateOrganization {
             events::ORGANIZATION_CREATED,
             &VendorProviderEvent {
                 vendor_id: input.vendor_id,
+                state: VendorState::Onboarding,
                 external_id: input.application.external_id.as_str().to_owned(),
                 provider_company_id: created.company_id,
             },
@@ -579,6 +581,7 @@ impl OpenTerminal {
                             events::TERMINAL_REQUESTED,
                             &VendorProviderEvent {
                                 vendor_id: input.vendor_id,
+                                state: VendorState::AwaitingApproval,
                                 external_id: input.application.external_id.as_str().to_owned(),
                                 provider_company_id: company_id,
                             },
@@ -766,6 +769,7 @@ impl MarkVendorReady {
                     events::VENDOR_READY,
                     &VendorReadyEvent {
                         vendor_id: input.vendor_id,
+                        state: VendorState::Ready,
                         external_id: input.application.external_id.as_str().to_owned(),
                         mode: match input.application.mode {
                             ModeKind::Clearing => VendorMode::Clearing,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{BANK, Harness, Setup, corporate_number};
 use sandbox::{Fault, FaultPlan, FaultRule, SandboxConfig, TerminalApproval};
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 use store::provider_records::{KeysState, TerminalState};
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -62,13 +62,25 @@ async fn a_clearing_vendor_is_onboarded_to_ready_when_its_terminal_approval_is_s
         .unwrap();
     assert_eq!(account.terminal_state, TerminalState::Approved);
 
-    let events: Vec<String> = h.events(run).await.into_iter().map(|(t, _)| t).collect();
+    let events: Vec<(String, Value)> = h
+        .events(run)
+        .await
+        .into_iter()
+        .map(|(t, payload)| (t, payload["state"].clone()))
+        .collect();
+    // Each vendor event says the vendor's state, as the vendor resource names it.
     assert_eq!(
         events,
         vec![
-            "vendor.organization_created",
-            "vendor.terminal_requested",
-            "vendor.ready"
+            (
+                "vendor.organization_created".to_owned(),
+                json!("onboarding")
+            ),
+            (
+                "vendor.terminal_requested".to_owned(),
+                json!("awaiting_approval")
+            ),
+            ("vendor.ready".to_owned(), json!("ready"))
         ]
     );
     let (_, ready) = h.events(run).await.pop().unwrap();
@@ -176,6 +188,7 @@ async fn a_lost_answer_of_companies_create_is_reconciled_by_corporate_number_the
         .filter(|(t, _)| t == "vendor.onboarding_paused")
         .collect();
     assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0].1["state"], "action_required", "{}", paused[0].1);
 
     // An operator enters the keys and resumes; the onboarding goes on to ready.
     let keys = h.sandbox.company_keys(company_id).unwrap();

@@ -226,6 +226,8 @@ pub struct VendorFilter {
     pub search: Option<String>,
     /// Only this onboarding state.
     pub onboarding_state: Option<String>,
+    /// Only vendors in this state (a `domain::vendor_state::VendorState` name).
+    pub state: Option<String>,
 }
 
 /// A vendor as the vendors list shows it.
@@ -241,6 +243,10 @@ pub struct VendorSummary {
     pub keys_state: Option<String>,
     pub terminal_state: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The latest onboarding run's status, step and reason, which the vendor's state follows.
+    pub run_status: Option<String>,
+    pub run_step: Option<String>,
+    pub run_status_reason: Option<String>,
 }
 
 /// Where a vendors page starts: strictly after this (created_at, id) in newest-first order.
@@ -258,25 +264,29 @@ pub async fn list_vendors(
     cursor: Option<VendorCursor>,
     limit: i64,
 ) -> Result<Vec<VendorSummary>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "SELECT v.id, v.external_id, v.legal_name, v.mode, v.onboarding_state,
-                v.provider_company_id, a.keys_state, a.terminal_state, v.created_at
+                v.provider_company_id, a.keys_state, a.terminal_state, v.created_at,
+                r.status AS run_status, r.step_name AS run_step, r.status_reason AS run_status_reason
          FROM vendorflow.vendors v
-         LEFT JOIN vendorflow.vendor_provider_accounts a ON a.vendor_id = v.id
-         WHERE v.marketplace_id = $1
+         LEFT JOIN vendorflow.vendor_provider_accounts a ON a.vendor_id = v.id",
+        crate::vendors::latest_onboarding_joins!(),
+        "WHERE v.marketplace_id = $1
            AND ($2::text IS NULL OR v.external_id = $2 OR v.corporate_number = $2
                 OR v.legal_name ILIKE '%' || replace(replace(replace($2, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')
            AND ($3::text IS NULL OR v.onboarding_state = $3)
            AND ($4::timestamptz IS NULL OR (v.created_at, v.id) < ($4, $5))
+           AND ($7::text IS NULL OR s.state = $7)
          ORDER BY v.created_at DESC, v.id DESC
          LIMIT $6",
-    )
+    ))
     .bind(marketplace_id)
     .bind(filter.search.as_deref())
     .bind(filter.onboarding_state.as_deref())
     .bind(cursor.map(|c| c.created_at))
     .bind(cursor.map(|c| c.id))
     .bind(limit)
+    .bind(filter.state.as_deref())
     .fetch_all(&mut *conn)
     .await
 }

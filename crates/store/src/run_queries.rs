@@ -45,9 +45,22 @@ impl RunCursor {
         )
     }
 
-    /// Parses the text form; `None` when it is not one of ours.
+    /// What every text form matches, and every text matching it decodes (the OpenAPI document
+    /// gives it as the `cursor` parameters' pattern): microseconds since the epoch (at most 16
+    /// digits, so always a representable time), `_`, and an id's 32 hex digits.
+    pub const PATTERN: &'static str = "^-?[0-9]{1,16}_[0-9a-fA-F]{32}$";
+
+    /// Parses the text form; `None` when it does not match [`RunCursor::PATTERN`].
     pub fn decode(text: &str) -> Option<RunCursor> {
         let (micros, id) = text.split_once('_')?;
+        let digits = micros.strip_prefix('-').unwrap_or(micros);
+        if !(1..=16).contains(&digits.len())
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || id.len() != 32
+            || !id.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return None;
+        }
         let created_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
         let id = Uuid::try_parse(id).ok()?;
         Some(RunCursor { created_at, id })
@@ -179,6 +192,70 @@ pub async fn find(
     .await
 }
 
+/// A run that holds an order (a charge's `order_id`, a document's `reference`), with its key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRun {
+    /// The run.
+    #[sqlx(flatten)]
+    pub run: RunRow,
+    /// The order's key.
+    pub order_key: String,
+}
+
+/// The runs of `workflow` that hold orders of one vendor of a marketplace, newest first, at most
+/// `limit`, strictly after `cursor` (over `runs_subject`).
+pub async fn list_orders(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    vendor_id: Uuid,
+    workflow: &str,
+    cursor: Option<RunCursor>,
+    limit: i64,
+) -> Result<Vec<OrderRun>, sqlx::Error> {
+    sqlx::query_as::<_, OrderRun>(concat!(
+        "SELECT ",
+        crate::runs::run_columns!(),
+        ", r.order_key FROM vendorflow.runs r
+         WHERE r.subject_id = $1 AND r.marketplace_id = $2 AND r.workflow = $3
+           AND r.order_key IS NOT NULL
+           AND ($4::timestamptz IS NULL OR (r.created_at, r.id) < ($4, $5))
+         ORDER BY r.created_at DESC, r.id DESC
+         LIMIT $6"
+    ))
+    .bind(vendor_id)
+    .bind(marketplace_id)
+    .bind(workflow)
+    .bind(cursor.map(|cursor| cursor.created_at))
+    .bind(cursor.map(|cursor| cursor.id))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The run of `workflow` that holds the order `order_key` of one vendor of a marketplace (over
+/// the unique `runs_order_key`).
+pub async fn find_order(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    vendor_id: Uuid,
+    workflow: &str,
+    order_key: &str,
+) -> Result<Option<OrderRun>, sqlx::Error> {
+    sqlx::query_as::<_, OrderRun>(concat!(
+        "SELECT ",
+        crate::runs::run_columns!(),
+        ", r.order_key FROM vendorflow.runs r
+         WHERE r.marketplace_id = $1 AND r.subject_id = $2 AND r.workflow = $3
+           AND r.order_key = $4"
+    ))
+    .bind(marketplace_id)
+    .bind(vendor_id)
+    .bind(workflow)
+    .bind(order_key)
+    .fetch_optional(conn)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +269,15 @@ mod tests {
         assert_eq!(RunCursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(RunCursor::decode("nonsense"), None);
         assert_eq!(RunCursor::decode("12_notauuid"), None);
+        // What the pattern admits decodes, at its limits too; what it refuses does not.
+        let max = format!("-9999999999999999_{}", "F".repeat(32));
+        assert!(RunCursor::decode(&max).is_some());
+        assert!(RunCursor::decode(&format!("9999999999999999_{}", "0".repeat(32))).is_some());
+        assert_eq!(RunCursor::decode(&format!("+1_{}", "0".repeat(32))), None);
+        assert_eq!(
+            RunCursor::decode("1_67e55044-10b1-426f-9247-bb680e5fe0c8"),
+            None,
+            "a hyphenated id is not the cursor's form"
+        );
     }
 }

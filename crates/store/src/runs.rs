@@ -572,12 +572,17 @@ pub async fn record(
             SELECT upd.paused_event_id, upd.marketplace_id, upd.id, upd.paused_event,
                    jsonb_build_object('run_id', upd.id, 'workflow', upd.workflow, 'subject_id', upd.subject_id,
                                       'status', 'paused')
+                   -- The vendor state of `domain::vendor_state::event_state` for a paused onboarding.
+                   || CASE WHEN upd.workflow = 'vendor_onboarding'
+                           THEN jsonb_build_object('state', 'action_required') ELSE '{}'::jsonb END
             FROM upd WHERE upd.stopped_on_request AND upd.status = 'paused' AND upd.paused_event IS NOT NULL
             UNION ALL
             SELECT upd.cancelled_event_id, upd.marketplace_id, upd.id, upd.cancelled_event,
                    jsonb_build_object('run_id', upd.id, 'workflow', upd.workflow, 'subject_id', upd.subject_id,
                                       'marketplace_id', upd.marketplace_id, 'status', 'cancelled',
                                       'reason', upd.status_reason)
+                   || CASE WHEN upd.workflow = 'vendor_onboarding'
+                           THEN jsonb_build_object('state', 'cancelled') ELSE '{}'::jsonb END
             FROM upd WHERE upd.stopped_on_request AND upd.status = 'cancelled' AND upd.cancelled_event IS NOT NULL
         ),
         sg AS (

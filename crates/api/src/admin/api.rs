@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use domain::errors::{FieldProblem, Lang, ValidationErrors};
+use domain::input::Shape;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,7 +27,7 @@ use super::actions::{self, ActionError, BulkKind, Channel, KeysInput, Operator, 
 use super::filters::{self, FilterError, RunsQuery};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, Language};
+use crate::extract::{Caller, JsonBody, Language, Query};
 use crate::routes::runs::EventView;
 
 fn operator(caller: &Caller) -> Operator {
@@ -80,7 +81,9 @@ pub(super) fn action_error(error: ActionError, lang: Lang) -> ApiError {
 impl From<FilterError> for ApiError {
     fn from(error: FilterError) -> Self {
         match error {
-            FilterError::Invalid(message) => ApiError::BadRequest(message),
+            FilterError::Invalid { parameter, message } => {
+                ApiError::invalid_parameter(parameter, message)
+            }
             FilterError::Database(error) => ApiError::from(error),
         }
     }
@@ -101,6 +104,48 @@ pub(super) fn parse_uuid(text: &str, what: &'static str) -> Result<Uuid, ApiErro
 
 fn text(body: &Value, name: &str) -> Option<String> {
     body.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The members of each admin body, as its `ToSchema` type documents them; any other member is
+/// refused (`unknown_field`), all of them at once.
+const REASON_SHAPE: Shape = Shape::Object(&[("reason", Shape::Any)]);
+const RESUME_FROM_SHAPE: Shape = Shape::Object(&[("step", Shape::Any), ("reason", Shape::Any)]);
+const SIGNAL_SHAPE: Shape = Shape::Object(&[("reason", Shape::Any), ("payload", Shape::Any)]);
+const BULK_FILTER_SHAPE: Shape = Shape::Object(&[
+    ("action", Shape::Any),
+    ("status", Shape::Any),
+    ("workflow", Shape::Any),
+    ("step", Shape::Any),
+    ("vendor", Shape::Any),
+    ("created_from", Shape::Any),
+    ("created_to", Shape::Any),
+    ("stuck_minutes", Shape::Any),
+]);
+const BULK_SHAPE: Shape = Shape::Object(&[
+    ("action", Shape::Any),
+    ("run_ids", Shape::Any),
+    ("reason", Shape::Any),
+]);
+const KEYS_SHAPE: Shape = Shape::Object(&[
+    ("company_id", Shape::Any),
+    ("api_key", Shape::Any),
+    ("api_public_key", Shape::Any),
+    ("reason", Shape::Any),
+    ("resume", Shape::Any),
+]);
+
+/// Refuses `body` with 422 if it is not an object, or names each member `shape` does not know.
+fn known_members(body: &Value, shape: &Shape, lang: Lang) -> Result<(), ApiError> {
+    let errors = if body.is_object() {
+        domain::input::unknown_members(body, shape, "")
+    } else {
+        vec![FieldProblem::invalid_type("a JSON object", "אובייקט JSON").at("")]
+    };
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(ValidationErrors::new(errors), lang))
+    }
 }
 
 // ----- Runs. -----
@@ -166,15 +211,15 @@ pub(crate) struct AdminRunPage {
 #[utoipa::path(get, path = "/v1/admin/runs", tag = "admin", params(RunsQuery),
     responses((status = 200, body = AdminRunPage),
               (status = 400, description = "A bad filter", content_type = "application/problem+json"),
-              (status = 403, description = "Not a viewer or operator token", content_type = "application/problem+json")),
+              (status = 403, description = "Not a viewer or operator token", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<RunsQuery>,
 ) -> Result<Json<AdminRunPage>, ApiError> {
     let who = reader(&caller)?;
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let mut conn = state.pool.acquire().await?;
     let parsed = query.parse(&mut conn, who.marketplace_id).await?;
     let (runs, next_cursor) = filters::fetch_page(&mut conn, who.marketplace_id, &parsed).await?;
@@ -360,8 +405,10 @@ async fn run_action(
     id: &str,
     action: RunAction,
     body: &Value,
+    shape: &Shape,
 ) -> Result<Json<ActionResult>, ApiError> {
     let who = actor(caller)?;
+    known_members(body, shape, lang)?;
     let id = parse_uuid(id, "run")?;
     let reason = text(body, "reason");
     let done = actions::on_run(&state.pool, &who, id, action, reason.as_deref(), None)
@@ -381,7 +428,7 @@ async fn run_action(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The action does not apply to the run's status", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn retry_now(
     State(state): State<AppState>,
@@ -390,7 +437,16 @@ pub(crate) async fn retry_now(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<ActionResult>, ApiError> {
-    run_action(&state, &caller, lang, &id, RunAction::RetryNow, &body).await
+    run_action(
+        &state,
+        &caller,
+        lang,
+        &id,
+        RunAction::RetryNow,
+        &body,
+        &REASON_SHAPE,
+    )
+    .await
 }
 
 /// Move the run to a step and run it (and the steps after it) again with a fresh idempotency key.
@@ -417,6 +473,7 @@ pub(crate) async fn resume_from(
         &id,
         RunAction::ResumeFrom(step),
         &body,
+        &RESUME_FROM_SHAPE,
     )
     .await
 }
@@ -428,7 +485,7 @@ pub(crate) async fn resume_from(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The run has ended", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
@@ -437,7 +494,16 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<ActionResult>, ApiError> {
-    run_action(&state, &caller, lang, &id, RunAction::Cancel, &body).await
+    run_action(
+        &state,
+        &caller,
+        lang,
+        &id,
+        RunAction::Cancel,
+        &body,
+        &REASON_SHAPE,
+    )
+    .await
 }
 
 /// Pause the run until an operator resumes it (a run a worker holds pauses after its step).
@@ -447,7 +513,7 @@ pub(crate) async fn cancel(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The run is paused already or has ended", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn pause(
     State(state): State<AppState>,
@@ -456,7 +522,16 @@ pub(crate) async fn pause(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<ActionResult>, ApiError> {
-    run_action(&state, &caller, lang, &id, RunAction::Pause, &body).await
+    run_action(
+        &state,
+        &caller,
+        lang,
+        &id,
+        RunAction::Pause,
+        &body,
+        &REASON_SHAPE,
+    )
+    .await
 }
 
 /// Resume a paused run (or withdraw a pause requested for a running one).
@@ -466,7 +541,7 @@ pub(crate) async fn pause(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The run is not paused", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn resume(
     State(state): State<AppState>,
@@ -475,7 +550,16 @@ pub(crate) async fn resume(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<ActionResult>, ApiError> {
-    run_action(&state, &caller, lang, &id, RunAction::Resume, &body).await
+    run_action(
+        &state,
+        &caller,
+        lang,
+        &id,
+        RunAction::Resume,
+        &body,
+        &REASON_SHAPE,
+    )
+    .await
 }
 
 /// Send a signal to the run (e.g. `terminal_approved`) as an operator.
@@ -507,6 +591,7 @@ pub(crate) async fn signal(
         &id,
         RunAction::Signal(name, payload),
         &body,
+        &SIGNAL_SHAPE,
     )
     .await
 }
@@ -587,6 +672,7 @@ pub(crate) async fn bulk_dry_run(
     JsonBody(body): JsonBody,
 ) -> Result<Json<DryRunView>, ApiError> {
     let who = actor(&caller)?;
+    known_members(&body, &BULK_FILTER_SHAPE, lang)?;
     let kind = bulk_kind(&body, lang)?;
     let query = RunsQuery {
         workflow: field_text(&body, "workflow"),
@@ -656,6 +742,7 @@ pub(crate) async fn bulk_apply(
     JsonBody(body): JsonBody,
 ) -> Result<Json<BulkResult>, ApiError> {
     let who = actor(&caller)?;
+    known_members(&body, &BULK_SHAPE, lang)?;
     let kind = bulk_kind(&body, lang)?;
     let ids = body
         .get("run_ids")
@@ -703,6 +790,8 @@ pub(crate) struct AdminVendorSummary {
     external_id: String,
     legal_name: String,
     mode: String,
+    /// Where the vendor stands, as in the marketplace API's vendor resource.
+    state: crate::routes::vendors::VendorStateName,
     onboarding_state: String,
     provider_company_id: Option<i64>,
     keys_state: Option<String>,
@@ -731,15 +820,16 @@ pub(crate) struct VendorsQuery {
 
 /// List vendors, newest first.
 #[utoipa::path(get, path = "/v1/admin/vendors", tag = "admin", params(VendorsQuery),
-    responses((status = 200, body = AdminVendorPage)),
+    responses((status = 200, body = AdminVendorPage),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_vendors(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<VendorsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<VendorsQuery>,
 ) -> Result<Json<AdminVendorPage>, ApiError> {
     let who = reader(&caller)?;
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let cursor = query
         .cursor
         .as_deref()
@@ -750,7 +840,7 @@ pub(crate) async fn list_vendors(
                     created_at: c.created_at,
                     id: c.id,
                 })
-                .ok_or_else(|| ApiError::BadRequest("cursor is not valid".to_owned()))
+                .ok_or_else(|| ApiError::invalid_parameter("cursor", "cursor is not valid"))
         })
         .transpose()?;
     const PAGE: usize = 50;
@@ -761,6 +851,7 @@ pub(crate) async fn list_vendors(
         &VendorFilter {
             search: query.q.filter(|q| !q.trim().is_empty()),
             onboarding_state: query.state.filter(|s| !s.is_empty()),
+            state: None,
         },
         cursor,
         PAGE as i64 + 1,
@@ -785,6 +876,14 @@ pub(crate) async fn list_vendors(
                 id: v.id,
                 external_id: v.external_id,
                 legal_name: v.legal_name,
+                state: crate::routes::vendors::decide_state(
+                    &v.onboarding_state,
+                    v.run_status.as_deref(),
+                    v.run_step.as_deref(),
+                    v.run_status_reason.as_deref(),
+                )
+                .0
+                .into(),
                 mode: v.mode,
                 onboarding_state: v.onboarding_state,
                 provider_company_id: v.provider_company_id,
@@ -852,6 +951,10 @@ pub(crate) struct AdminVendorDetail {
     corporate_number: String,
     business_type: String,
     mode: String,
+    /// Where the vendor stands, as in the marketplace API's vendor resource.
+    state: crate::routes::vendors::VendorStateName,
+    /// For the needs-attention states: why, and what to do.
+    state_reason: Option<crate::routes::vendors::StateReason>,
     onboarding_state: String,
     provider_company_id: Option<i64>,
     keys_state: Option<String>,
@@ -882,9 +985,16 @@ pub(crate) async fn get_vendor(
     let who = reader(&caller)?;
     let id = parse_uuid(&id, "vendor")?;
     let mut conn = state.pool.acquire().await?;
-    let vendor = store::vendors::find(&mut conn, who.marketplace_id, id)
+    let read = store::vendors::find_read(&mut conn, who.marketplace_id, id)
         .await?
         .ok_or(ApiError::NotFound("vendor"))?;
+    let (state, state_reason) = crate::routes::vendors::decide_state(
+        &read.vendor.onboarding_state,
+        read.run_status.as_deref(),
+        read.run_step.as_deref(),
+        read.run_status_reason.as_deref(),
+    );
+    let vendor = read.vendor;
     let account = store::provider_records::account(&mut conn, id).await?;
     let mut masked = Vec::new();
     for name in [
@@ -921,6 +1031,8 @@ pub(crate) async fn get_vendor(
         corporate_number: vendor.corporate_number,
         business_type: vendor.business_type,
         mode: vendor.mode,
+        state: state.into(),
+        state_reason: state_reason.map(Into::into),
         onboarding_state: vendor.onboarding_state,
         provider_company_id: vendor.provider_company_id,
         keys_state: account.as_ref().map(|a| a.keys_state.as_str().to_owned()),
@@ -998,6 +1110,7 @@ pub(crate) async fn supply_api_keys(
     JsonBody(body): JsonBody,
 ) -> Result<Json<ActionResult>, ApiError> {
     let who = actor(&caller)?;
+    known_members(&body, &KEYS_SHAPE, lang)?;
     let id = parse_uuid(&id, "vendor")?;
     let secret = |name: &str| SecretString::from(text(&body, name).unwrap_or_default());
     let input = KeysInput {
@@ -1066,22 +1179,23 @@ pub(crate) struct DeliveriesQuery {
 
 /// List webhook deliveries, newest first: attempts, last answer, dead letters.
 #[utoipa::path(get, path = "/v1/admin/webhooks/deliveries", tag = "admin", params(DeliveriesQuery),
-    responses((status = 200, body = AdminDeliveryPage)),
+    responses((status = 200, body = AdminDeliveryPage),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<DeliveriesQuery>,
 ) -> Result<Json<AdminDeliveryPage>, ApiError> {
     let who = reader(&caller)?;
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let status = query
         .status
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(|s| {
             DeliveryStatus::parse(s).ok_or_else(|| {
-                ApiError::BadRequest("status must be pending, delivered or dead".to_owned())
+                ApiError::invalid_parameter("status", "status must be pending, delivered or dead")
             })
         })
         .transpose()?;
@@ -1130,7 +1244,7 @@ pub(crate) async fn list_deliveries(
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such delivery in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "Still pending, or its endpoint is disabled", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
+              (status = 422, description = "The reason is missing, a member is unknown (`unknown_field`) or holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn replay_delivery(
     State(state): State<AppState>,
@@ -1140,6 +1254,7 @@ pub(crate) async fn replay_delivery(
     JsonBody(body): JsonBody,
 ) -> Result<Json<ActionResult>, ApiError> {
     let who = actor(&caller)?;
+    known_members(&body, &REASON_SHAPE, lang)?;
     let id = parse_uuid(&id, "delivery")?;
     let reason = text(&body, "reason");
     let done = actions::replay_delivery(&state.pool, &who, id, reason.as_deref())
@@ -1174,15 +1289,16 @@ pub(crate) struct AdminAuditPage {
 
 /// The audit log of operator actions, newest first.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", params(AuditQuery),
-    responses((status = 200, body = AdminAuditPage)),
+    responses((status = 200, body = AdminAuditPage),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<AuditQuery>,
 ) -> Result<Json<AdminAuditPage>, ApiError> {
     let who = reader(&caller)?;
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     const PAGE: usize = 100;
     let mut conn = state.pool.acquire().await?;
     let mut rows = store::admin::list_audit(

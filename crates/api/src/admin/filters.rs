@@ -69,8 +69,12 @@ pub(crate) struct ParsedRuns {
 /// A bad filter value; the message names the parameter.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FilterError {
-    #[error("{0}")]
-    Invalid(String),
+    /// A parameter's value is not one the filter takes: its name, and what it must be.
+    #[error("{message}")]
+    Invalid {
+        parameter: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Database(#[from] store::StoreError),
 }
@@ -112,10 +116,10 @@ impl RunsQuery {
         if let Some(status) = &status
             && !STATUSES.contains(&status.as_str())
         {
-            return Err(FilterError::Invalid(format!(
-                "status must be one of {}",
-                STATUSES.join(", ")
-            )));
+            return Err(FilterError::Invalid {
+                parameter: "status",
+                message: format!("status must be one of {}", STATUSES.join(", ")),
+            });
         }
         let mut unknown_vendor = false;
         let subject_id = match present(&self.vendor) {
@@ -134,13 +138,14 @@ impl RunsQuery {
                 }
             },
         };
-        let time = |value: &Option<String>, name: &str| {
+        let time = |value: &Option<String>, name: &'static str| {
             present(value)
                 .map(|text| {
-                    parse_time(text).ok_or_else(|| {
-                        FilterError::Invalid(format!(
+                    parse_time(text).ok_or_else(|| FilterError::Invalid {
+                        parameter: name,
+                        message: format!(
                             "{name} must be a time such as 2025-06-01T09:30 (UTC) or RFC 3339"
-                        ))
+                        ),
                     })
                 })
                 .transpose()
@@ -150,10 +155,9 @@ impl RunsQuery {
                 text.parse::<i32>()
                     .ok()
                     .filter(|minutes| (1..=525_600).contains(minutes))
-                    .ok_or_else(|| {
-                        FilterError::Invalid(
-                            "stuck_minutes must be a number from 1 to 525600".to_owned(),
-                        )
+                    .ok_or_else(|| FilterError::Invalid {
+                        parameter: "stuck_minutes",
+                        message: "stuck_minutes must be a number from 1 to 525600".to_owned(),
                     })
             })
             .transpose()?;
@@ -161,9 +165,10 @@ impl RunsQuery {
             None | Some("newest") => Sort::Newest,
             Some("oldest") => Sort::Oldest,
             Some(_) => {
-                return Err(FilterError::Invalid(
-                    "sort must be newest or oldest".to_owned(),
-                ));
+                return Err(FilterError::Invalid {
+                    parameter: "sort",
+                    message: "sort must be newest or oldest".to_owned(),
+                });
             }
         };
         let limit = match present(&self.limit) {
@@ -172,14 +177,17 @@ impl RunsQuery {
                 .parse::<i64>()
                 .ok()
                 .filter(|limit| (1..=200).contains(limit))
-                .ok_or_else(|| {
-                    FilterError::Invalid("limit must be a number from 1 to 200".to_owned())
+                .ok_or_else(|| FilterError::Invalid {
+                    parameter: "limit",
+                    message: "limit must be a number from 1 to 200".to_owned(),
                 })?,
         };
         let cursor = present(&self.cursor)
             .map(|text| {
-                RunCursor::decode(text)
-                    .ok_or_else(|| FilterError::Invalid("cursor is not valid".to_owned()))
+                RunCursor::decode(text).ok_or_else(|| FilterError::Invalid {
+                    parameter: "cursor",
+                    message: "cursor is not valid".to_owned(),
+                })
             })
             .transpose()?;
         Ok(ParsedRuns {

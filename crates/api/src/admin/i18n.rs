@@ -173,6 +173,7 @@ const HEBREW: &[(&str, &str)] = &[
     ("Detail", "פירוט"),
     ("Channel", "ערוץ"),
     ("Onboarding state", "מצב קליטה"),
+    ("State", "מצב"),
     ("Terminal", "מסוף"),
     ("Keys", "מפתחות"),
     ("Provider organization", "ארגון אצל הספק"),

@@ -63,6 +63,36 @@ pub fn dashboard_router() -> Router<AppState> {
         )
         .route("/admin/audit", get(audit_page::list))
         .layer(axum::middleware::from_fn(i18n::remember_language))
+        .layer(axum::middleware::from_fn(refuse_control_characters))
+}
+
+/// Refuses a dashboard request whose query string holds a forbidden control character (the
+/// pages' filters reach the database), with a 422 page naming the parameters. Forms are checked
+/// by `session::Posted`.
+async fn refuse_control_characters(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let errors = crate::extract::query_control_characters(request.uri().query().unwrap_or(""));
+    if errors.is_empty() {
+        next.run(request).await
+    } else {
+        use axum::response::IntoResponse;
+        views::PageError::Invalid(control_characters_message(&errors)).into_response()
+    }
+}
+
+/// What a 422 page says of fields holding control characters.
+pub(crate) fn control_characters_message(errors: &domain::errors::ValidationErrors) -> String {
+    let names: Vec<String> = errors
+        .errors()
+        .iter()
+        .map(|e| e.field.escape_default().to_string())
+        .collect();
+    format!(
+        "{} must not contain control characters (such as U+0000) / אסור שיכילו תווי בקרה",
+        names.join(", ")
+    )
 }
 
 /// The admin JSON API under `/v1/admin`, documented in the OpenAPI document.

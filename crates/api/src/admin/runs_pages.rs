@@ -30,7 +30,7 @@ use crate::AppState;
 impl From<FilterError> for PageError {
     fn from(error: FilterError) -> Self {
         match error {
-            FilterError::Invalid(message) => PageError::BadRequest(message),
+            FilterError::Invalid { message, .. } => PageError::BadRequest(message),
             FilterError::Database(error) => PageError::from(error),
         }
     }

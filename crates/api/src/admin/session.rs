@@ -200,11 +200,27 @@ impl FromRequest<AppState> for Posted {
             .map_err(|rejection| PageError::BadRequest(rejection.body_text()))?;
         let posted = Posted { session, fields };
         match posted.get("csrf") {
-            Some(token) if same(token, &posted.session.csrf) => Ok(posted),
-            _ => Err(PageError::Forbidden(
-                "the form's CSRF token is missing or wrong; reload the page and try again",
-            )),
+            Some(token) if same(token, &posted.session.csrf) => {}
+            _ => {
+                return Err(PageError::Forbidden(
+                    "the form's CSRF token is missing or wrong; reload the page and try again",
+                ));
+            }
         }
+        let mut controls = domain::errors::ValidationErrors::default();
+        for (name, value) in &posted.fields {
+            if domain::input::has_forbidden_control(name)
+                || domain::input::has_forbidden_control(value)
+            {
+                controls.push(domain::input::invalid_characters().at(name.clone()));
+            }
+        }
+        if !controls.is_empty() {
+            return Err(PageError::Invalid(super::control_characters_message(
+                &controls,
+            )));
+        }
+        Ok(posted)
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::errors::Lang;
+use domain::vendor_state::VendorState;
 use maud::{Markup, html};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -19,8 +20,10 @@ use super::i18n::{Ui, t};
 use super::session::{Posted, Session};
 use super::views::{
     Nav, PageError, badge, csrf_field, encode, page, reason_field, shekels, short, time,
+    vendor_state_badge, vendor_state_label,
 };
 use crate::AppState;
+use crate::routes::vendors::decide_state;
 
 /// The vendors list's query.
 #[derive(Debug, Default, Deserialize)]
@@ -29,8 +32,6 @@ pub(crate) struct VendorsQuery {
     state: Option<String>,
     cursor: Option<String>,
 }
-
-const STATES: [&str; 5] = ["pending", "onboarding", "ready", "paused", "failed"];
 
 fn present(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
@@ -54,9 +55,16 @@ pub(crate) async fn list(
                 .ok_or_else(|| PageError::BadRequest("cursor is not valid".to_owned()))
         })
         .transpose()?;
+    let wanted = present(&query.state)
+        .map(|text| {
+            VendorState::parse(text)
+                .ok_or_else(|| PageError::BadRequest("state is not a vendor state".to_owned()))
+        })
+        .transpose()?;
     let filter = store::admin::VendorFilter {
         search: present(&query.q).map(str::to_owned),
-        onboarding_state: present(&query.state).map(str::to_owned),
+        onboarding_state: None,
+        state: wanted.map(|state| state.as_str().to_owned()),
     };
     const PAGE: usize = 50;
     let mut conn = state.pool.acquire().await?;
@@ -92,10 +100,10 @@ pub(crate) async fn list(
             label { (t(l, "Search"))
                 input name="q" value=(query.q.clone().unwrap_or_default()) placeholder="external id / 515555555 / name";
             }
-            label { (t(l, "Onboarding state"))
+            label { (t(l, "State"))
                 select name="state" {
                     option value="" { (t(l, "any")) }
-                    @for s in STATES { option value=(s) selected[present(&query.state) == Some(s)] { (s) } }
+                    @for s in VendorState::ALL { option value=(s.as_str()) selected[wanted == Some(*s)] { (vendor_state_label(l, *s)) } }
                 }
             }
             button type="submit" { (t(l, "Filter")) }
@@ -104,7 +112,7 @@ pub(crate) async fn list(
         table #vendors style="margin-top:1rem" {
             thead { tr {
                 th { (t(l, "External id")) } th { (t(l, "Legal name")) } th { (t(l, "Mode")) }
-                th { (t(l, "Onboarding state")) } th { (t(l, "Keys")) } th { (t(l, "Terminal")) }
+                th { (t(l, "State")) } th { (t(l, "Keys")) } th { (t(l, "Terminal")) }
                 th { (t(l, "Provider organization")) } th { (t(l, "Created")) }
             } }
             tbody {
@@ -113,7 +121,7 @@ pub(crate) async fn list(
                         td { a href={ "/admin/vendors/" (vendor.id) } { span.bidi { (vendor.external_id) } } }
                         td.bidi { (vendor.legal_name) }
                         td { (vendor.mode) }
-                        td { span class={ "badge v-" (vendor.onboarding_state) } { (vendor.onboarding_state) } }
+                        td { (vendor_state_badge(l, decide_state(&vendor.onboarding_state, vendor.run_status.as_deref(), vendor.run_step.as_deref(), vendor.run_status_reason.as_deref()).0)) }
                         td { (vendor.keys_state.clone().unwrap_or_else(|| "—".to_owned())) }
                         td { (vendor.terminal_state.clone().unwrap_or_else(|| "—".to_owned())) }
                         td.mono { (vendor.provider_company_id.map(|id| id.to_string()).unwrap_or_else(|| "—".to_owned())) }
@@ -157,9 +165,17 @@ pub(crate) async fn detail(
 ) -> Result<Response, PageError> {
     let id = Uuid::try_parse(&id).map_err(|_| PageError::NotFound("vendor"))?;
     let mut conn = state.pool.acquire().await?;
-    let vendor = store::vendors::find(&mut conn, session.marketplace_id, id)
+    let read = store::vendors::find_read(&mut conn, session.marketplace_id, id)
         .await?
         .ok_or(PageError::NotFound("vendor"))?;
+    let (vendor_state, state_reason) = decide_state(
+        &read.vendor.onboarding_state,
+        read.run_status.as_deref(),
+        read.run_step.as_deref(),
+        read.run_status_reason.as_deref(),
+    );
+    let onboarding_run = read.run_id;
+    let vendor = read.vendor;
     let account = store::provider_records::account(&mut conn, id).await?;
     let secret = |name| SecretRef::new(store::provider_records::VENDOR_SECRETS_TABLE, id, name);
     let meta = |error: store::secrets::SecretsError| PageError::internal(error);
@@ -213,7 +229,15 @@ pub(crate) async fn detail(
                     dt { (t(l, "External id")) } dd.bidi { (vendor.external_id) }
                     dt { (t(l, "Corporate number")) } dd.mono { (vendor.corporate_number) }
                     dt { (t(l, "Mode")) } dd { (vendor.mode) " · " (vendor.business_type) }
-                    dt { (t(l, "Onboarding state")) } dd #onboarding-state { span class={ "badge v-" (vendor.onboarding_state) } { (vendor.onboarding_state) } }
+                    dt { (t(l, "State")) } dd #vendor-state {
+                        (vendor_state_badge(l, vendor_state))
+                        @if let Some(run) = onboarding_run { " " a href={ "/admin/runs/" (run) } { (short(run)) } }
+                        @if let Some(reason) = &state_reason {
+                            br; span.small.mono { (reason.code.as_str()) }
+                            br; span.small.bidi #state-reason { (reason.message) }
+                            br; span.small.bidi { (reason.action) }
+                        }
+                    }
                     dt { (t(l, "Provider organization")) } dd.mono { (vendor.provider_company_id.map(|c| c.to_string()).unwrap_or_else(|| "—".to_owned())) }
                     dt { (t(l, "Terminal")) } dd { (account.as_ref().map(|a| a.terminal_state.as_str()).unwrap_or("—")) }
                     dt { (t(l, "Keys")) } dd {

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use domain::errors::Lang;
+use domain::vendor_state::VendorState;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use uuid::Uuid;
 
@@ -40,6 +41,8 @@ a{color:#1f5fbf}
 .badge{display:inline-block;padding:0 .45rem;border-radius:9px;font-size:.8rem;font-weight:600;background:#e3e7ee}
 .s-pending{background:#fff1c2}.s-running{background:#cfe3ff}.s-waiting{background:#e4dcff}.s-paused{background:#ffd8b0}
 .s-succeeded{background:#c9f0d2}.s-failed{background:#ffc9c9}.s-cancelled{background:#dcdcdc}
+.v-onboarding{background:#cfe3ff}.v-awaiting_approval{background:#e4dcff}.v-action_required{background:#ffd8b0}
+.v-ready{background:#c9f0d2}.v-failed{background:#ffc9c9}.v-cancelled{background:#dcdcdc}
 .tiles{display:flex;gap:.5rem;flex-wrap:wrap;margin:.6rem 0 1rem}
 .tile{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:.35rem .8rem;text-decoration:none;color:inherit;min-width:6.5rem}
 .tile b{display:block;font-size:1.15rem}.tile.on{border-color:#1f5fbf;box-shadow:0 0 0 1px #1f5fbf}
@@ -78,6 +81,24 @@ pub(crate) fn status_label(l: Lang, status: &str) -> &str {
         (Lang::He, "cancelled") => "בוטל",
         _ => status,
     }
+}
+
+/// A vendor state (`domain::vendor_state`) in the page's language.
+pub(crate) fn vendor_state_label(l: Lang, state: VendorState) -> &'static str {
+    match (l, state) {
+        (Lang::He, VendorState::Onboarding) => "בקליטה",
+        (Lang::He, VendorState::AwaitingApproval) => "ממתין לאישור מסוף",
+        (Lang::He, VendorState::ActionRequired) => "נדרשת פעולה",
+        (Lang::He, VendorState::Ready) => "פעיל",
+        (Lang::He, VendorState::Failed) => "נכשל",
+        (Lang::He, VendorState::Cancelled) => "בוטל",
+        (_, state) => state.as_str(),
+    }
+}
+
+/// A vendor state as a coloured badge.
+pub(crate) fn vendor_state_badge(l: Lang, state: VendorState) -> Markup {
+    html! { span class={ "badge v-" (state.as_str()) } data-state=(state.as_str()) { (vendor_state_label(l, state)) } }
 }
 
 /// A status as a coloured badge.

@@ -18,7 +18,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::card::{card_number_refused, find_card_numbers};
 use domain::errors::{FieldError, FieldProblem, Lang, ValidationErrors};
-use domain::orders::ChargeInput;
+use domain::input::Shape;
+use domain::orders::{CHARGE_BODY_SHAPE, ChargeInput};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,15 +28,15 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiError, problem_response};
+use crate::error::ApiError;
 use crate::extract::{Caller, IdempotencyKey, JsonBody, Language};
 use crate::routes::runs::parse_id;
 
 /// The workflow every charge runs.
 pub(crate) const CHARGE_WORKFLOW: &str = "vendor_charge";
 
-/// A charge request: `steps`' `ChargeInput` without `vendor_id`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A charge request. Members not listed are refused (422 `unknown_field`).
+#[derive(Debug, ToSchema)]
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done into domain::orders::ChargeInput"
@@ -43,43 +44,70 @@ pub(crate) const CHARGE_WORKFLOW: &str = "vendor_charge";
 pub(crate) struct ChargeRequest {
     /// The marketplace's order id, unique per vendor: the charge's idempotency key at the
     /// provider. 1–100 characters, no leading or trailing spaces.
-    #[schema(example = "order-42")]
+    #[schema(
+        example = "order-42",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\s\x00-\x1f\x7f]([^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+    )]
     order_id: String,
-    /// What the customer pays, VAT included, in agorot (1 ILS = 100 agorot). More than zero.
-    #[schema(example = 5782)]
+    /// What the customer pays, VAT included, in agorot (1 ILS = 100 agorot): more than zero, at
+    /// most the configured ceiling (`VENDORFLOW_MAX_AMOUNT_AGOROT`, by default 1,000,000,000 =
+    /// ₪10,000,000). With `items`, their total.
+    #[schema(example = 5782, minimum = 1, maximum = 1_000_000_000)]
     amount_agorot: i64,
     /// Only `ILS` (the default).
-    #[schema(example = "ILS")]
-    currency: Option<String>,
+    #[schema(inline, nullable = false)]
+    currency: Option<Currency>,
     /// The provider's single-use card token (payments.js `og-token`). Never a card number.
-    #[schema(example = "og-token-from-payments-js")]
+    #[schema(
+        example = "og-token-from-payments-js",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )]
     single_use_token: String,
     customer: CustomerBody,
     /// Shown on the document; the name of the single line when `items` is absent.
     #[schema(example = "Order 42")]
     description: Option<String>,
-    /// The lines of the charge; their total must equal `amount_agorot`.
+    /// The lines of the charge (at least one); their total must equal `amount_agorot`.
+    #[schema(min_items = 1)]
     items: Option<Vec<ItemBody>>,
-    /// Installments, 1 to 36.
-    #[schema(example = 1)]
+    /// Installments (`Payments_Count` at the provider), 1 to 36.
+    #[schema(example = 1, minimum = 1, maximum = 36)]
     installments: Option<u32>,
     /// Whether the provider e-mails the document to the customer (default false).
+    #[schema(nullable = false, default = false)]
     send_document_by_email: Option<bool>,
     /// Optional; if present it must be the vendor id of the path.
     vendor_id: Option<Uuid>,
 }
 
-/// The end customer of a charge or a document.
+/// The only currency.
 #[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code, reason = "documents the body")]
+pub(crate) enum Currency {
+    #[serde(rename = "ILS")]
+    Ils,
+}
+
+/// The end customer of a charge or a document.
+#[derive(Debug, ToSchema)]
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done into domain::orders::CustomerInput"
 )]
 pub(crate) struct CustomerBody {
     /// The name on the document.
-    #[schema(example = "Noa Levi")]
+    #[schema(
+        example = "Noa Levi",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )]
     name: String,
-    #[schema(example = "noa@example.com")]
+    /// An e-mail address (it must hold an `@`).
+    #[schema(
+        example = "noa@example.com",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*@[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )]
     email: Option<String>,
     #[schema(example = "052-123-4567")]
     phone: Option<String>,
@@ -90,20 +118,24 @@ pub(crate) struct CustomerBody {
 }
 
 /// A priced line. Prices include VAT unless a document says `vat_included: false`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, ToSchema)]
 #[allow(
     dead_code,
     reason = "documents the body; parsing is done into domain::orders::ItemInput"
 )]
 pub(crate) struct ItemBody {
-    #[schema(example = "Vase")]
+    #[schema(
+        example = "Vase",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+    )]
     name: String,
     sku: Option<String>,
     /// At least 1.
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1, maximum = 4_294_967_295_u64)]
     quantity: u32,
-    /// Not negative.
-    #[schema(example = 5782)]
+    /// The price of one, in agorot; not negative. Quantity × price, summed over the lines, is
+    /// at most the amount ceiling.
+    #[schema(example = 5782, minimum = 0, maximum = 1_000_000_000)]
     unit_price_agorot: i64,
     description: Option<String>,
 }
@@ -149,10 +181,12 @@ impl OrderLinks {
         (status = 401, description = "No valid token", content_type = "application/problem+json"),
         (status = 403, description = "Not a backend or operator token", content_type = "application/problem+json"),
         (status = 404, description = "No such vendor in your marketplace", content_type = "application/problem+json"),
-        (status = 409, description = "The order id was already used for this vendor (`run_id` and `links.run` \
-            name its run), or the idempotency key was used for another body", content_type = "application/problem+json"),
+        (status = 409, description = "The order id was already used for this vendor (`run_id`, `links.run` \
+            and `links.charge` name its run and its read), or the idempotency key was used for another body", content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or a card number anywhere (`card_number_refused`)",
+        (status = 422, description = "Invalid fields (`unknown_field` for members not listed here, \
+            `invalid_characters` for control characters, `amount_too_large` above the ceiling), a card number \
+            anywhere (`card_number_refused`), or a documents-only vendor (`vendor_not_clearing` at `vendor_id`)",
             content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -166,9 +200,9 @@ pub(crate) async fn create_charge(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Backend, Role::Operator])?;
     let vendor_id = parse_id(&id, "vendor")?;
-    let input: ChargeInput = parse_order_body(&body, vendor_id, lang)?;
+    let input: ChargeInput = parse_order_body(&body, &CHARGE_BODY_SHAPE, vendor_id, lang)?;
     input
-        .validate()
+        .validate(state.max_amount_agorot)
         .map_err(|errors| ApiError::Validation(errors, lang))?;
     let order = Order {
         workflow: CHARGE_WORKFLOW,
@@ -176,6 +210,7 @@ pub(crate) async fn create_charge(
         key_field: "order_id",
         key: &input.order_id,
         input: serde_json::to_value(&input).map_err(ApiError::internal)?,
+        needs_clearing: true,
     };
     admit(
         &state,
@@ -208,6 +243,9 @@ pub(crate) struct Order<'a> {
     /// The run's input: the typed input serialised, so that unknown members of the body (which
     /// might hold anything) are never stored.
     pub(crate) input: Value,
+    /// Whether only a clearing vendor can carry it out (a charge needs a terminal): a
+    /// documents-only vendor is then refused with 422 `vendor_not_clearing`, nothing stored.
+    pub(crate) needs_clearing: bool,
 }
 
 /// The transaction shared by charges and documents: claims the idempotency key (a replay
@@ -244,7 +282,7 @@ pub(crate) async fn admit<A: Serialize>(
                 )
                 .await?;
                 if let Some(run_id) = holder {
-                    return Ok(duplicate_order(&order, run_id));
+                    return Ok(duplicate_order(&order, vendor_id, run_id));
                 }
             }
         }
@@ -281,9 +319,16 @@ async fn admit_once<A: Serialize>(
     {
         return Ok(Admission::Answered(replayed));
     }
-    store::vendors::find(&mut tx, marketplace_id, vendor_id)
+    let vendor = store::vendors::find(&mut tx, marketplace_id, vendor_id)
         .await?
         .ok_or(ApiError::NotFound("vendor"))?;
+    if order.needs_clearing && vendor.mode != domain::vendor::ModeKind::Clearing.as_str() {
+        // The claim of the idempotency key is rolled back with the transaction.
+        return Err(ApiError::Validation(
+            ValidationErrors::new(vec![vendor_not_clearing().at("vendor_id")]),
+            Lang::En,
+        ));
+    }
     let enqueued = crate::enqueue::run(
         state,
         &mut tx,
@@ -321,27 +366,52 @@ async fn admit_once<A: Serialize>(
     ))
 }
 
-/// The 409 for an order key already used: the conflict problem, extended with the existing run.
-fn duplicate_order(order: &Order<'_>, run_id: Uuid) -> Response {
-    let mut problem = ApiError::Conflict(format!(
-        "this vendor already has a run for {} `{}`: see /v1/runs/{run_id}",
-        order.key_field, order.key
-    ))
-    .problem();
-    problem["run_id"] = json!(run_id);
-    problem["links"] = json!({"run": format!("/v1/runs/{run_id}")});
-    problem_response(StatusCode::CONFLICT, &problem)
+/// The problem of a charge for a vendor that only issues documents (the same code the charge
+/// step fails with, should a vendor's mode ever change under a queued run).
+fn vendor_not_clearing() -> FieldProblem {
+    FieldProblem::new(
+        "vendor_not_clearing",
+        "This vendor is documents-only: it has no terminal to charge on. Issue a document \
+         instead (POST /v1/vendors/{id}/documents).",
+        "ספק זה מוגדר למסמכים בלבד ואין לו מסוף לחיוב. יש להפיק מסמך במקום זאת \
+         (POST /v1/vendors/{id}/documents).",
+    )
+}
+
+/// The 409 for an order key already used: the conflict problem, extended with the existing run
+/// and links to it and to the read of the charge or document that holds the key.
+fn duplicate_order(order: &Order<'_>, vendor_id: Uuid, run_id: Uuid) -> Response {
+    let mut members = serde_json::Map::new();
+    members.insert("run_id".to_owned(), json!(run_id));
+    members.insert(
+        "links".to_owned(),
+        json!({
+            "run": format!("/v1/runs/{run_id}"),
+            (order.resource.trim_end_matches('s')):
+                crate::routes::orders::order_path(vendor_id, order.resource, order.key),
+        }),
+    );
+    ApiError::ConflictExisting {
+        detail: format!(
+            "this vendor already has a run for {} `{}`: see /v1/runs/{run_id}",
+            order.key_field, order.key
+        ),
+        members,
+    }
+    .into_response()
 }
 
 /// Parses an order body into its typed input `T`, the vendor id taken from the path.
 ///
 /// In order: a card number anywhere is refused (422 `card_number_refused` at each path, and
 /// nothing else is said, so that no message is built around the number); the body must be an
-/// object; a `vendor_id` in it must be the path's; then `T` is deserialised, and the first
-/// missing or wrong-typed member answers 422 at its JSON path. Validation of the parsed value is
-/// the caller's next step.
+/// object; then a `vendor_id` that is not the path's, every member `shape` does not know
+/// (`unknown_field`) and the first missing or wrong-typed member that deserialising `T` finds are
+/// named together, each at its JSON path. Validation of the parsed value is the
+/// caller's next step.
 pub(crate) fn parse_order_body<T: DeserializeOwned>(
     body: &Value,
+    shape: &Shape,
     vendor_id: Uuid,
     lang: Lang,
 ) -> Result<T, ApiError> {
@@ -362,25 +432,34 @@ pub(crate) fn parse_order_body<T: DeserializeOwned>(
         ]));
     };
     let mut members = members.clone();
+    let mut errors = Vec::new();
     if let Some(given) = members.get("vendor_id").filter(|value| !value.is_null()) {
         let same = given
             .as_str()
             .and_then(|text| Uuid::try_parse(text).ok())
             .is_some_and(|given| given == vendor_id);
         if !same {
-            return Err(refuse(vec![
+            errors.push(
                 FieldProblem::new(
                     "vendor_mismatch",
                     "Leave vendor_id out, or give the vendor id of the path.",
                     "יש להשמיט את vendor_id או לציין את מזהה הספק שבנתיב.",
                 )
                 .at("vendor_id"),
-            ]));
+            );
         }
     }
+    errors.extend(domain::input::unknown_members(body, shape, ""));
     members.insert("vendor_id".to_owned(), json!(vendor_id));
-    serde_path_to_error::deserialize(&Value::Object(members))
-        .map_err(|error| refuse(vec![deserialize_error(&error)]))
+    let parsed = serde_path_to_error::deserialize(&Value::Object(members));
+    if let Err(error) = &parsed {
+        errors.push(deserialize_error(error));
+    }
+    if errors.is_empty() {
+        parsed.map_err(|error| refuse(vec![deserialize_error(&error)]))
+    } else {
+        Err(refuse(errors))
+    }
 }
 
 /// A deserialisation error as a field error at its JSON path (`items[0].quantity`).
@@ -512,8 +591,24 @@ mod tests {
         })
     }
 
+    /// The shape of `T`'s request body.
+    fn shape_of<T>() -> &'static Shape {
+        if std::any::type_name::<T>() == std::any::type_name::<DocumentInput>() {
+            &domain::orders::DOCUMENT_BODY_SHAPE
+        } else {
+            &CHARGE_BODY_SHAPE
+        }
+    }
+
+    fn errors_of<T: DeserializeOwned + std::fmt::Debug>(body: Value) -> Vec<FieldError> {
+        match parse_order_body::<T>(&body, shape_of::<T>(), Uuid::nil(), Lang::En) {
+            Err(ApiError::Validation(errors, _)) => errors.into_vec(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
     fn error_of<T: DeserializeOwned + std::fmt::Debug>(body: Value) -> FieldError {
-        match parse_order_body::<T>(&body, Uuid::nil(), Lang::En) {
+        match parse_order_body::<T>(&body, shape_of::<T>(), Uuid::nil(), Lang::En) {
             Err(ApiError::Validation(errors, _)) => {
                 assert_eq!(errors.len(), 1, "{errors:?}");
                 errors.into_vec().remove(0)
@@ -525,11 +620,13 @@ mod tests {
     #[test]
     fn the_vendor_id_comes_from_the_path() {
         let vendor_id = Uuid::now_v7();
-        let input: ChargeInput = parse_order_body(&charge_body(), vendor_id, Lang::En).unwrap();
+        let input: ChargeInput =
+            parse_order_body(&charge_body(), &CHARGE_BODY_SHAPE, vendor_id, Lang::En).unwrap();
         assert_eq!(input.vendor_id, vendor_id);
         let mut same = charge_body();
         same["vendor_id"] = json!(vendor_id.to_string().to_uppercase());
-        let input: ChargeInput = parse_order_body(&same, vendor_id, Lang::En).unwrap();
+        let input: ChargeInput =
+            parse_order_body(&same, &CHARGE_BODY_SHAPE, vendor_id, Lang::En).unwrap();
         assert_eq!(input.vendor_id, vendor_id);
 
         let mut other = charge_body();
@@ -580,6 +677,36 @@ mod tests {
             ("items[0].quantity", "invalid_value")
         );
         assert_eq!(error.message_en, "The number is out of range.");
+    }
+
+    #[test]
+    fn unknown_members_are_named_each_with_the_first_type_error() {
+        let mut body = charge_body();
+        body["amount"] = json!(5782);
+        body["customer"]["emial"] = json!("noa@example.com");
+        body["items"][0]["qty"] = json!(1);
+        body["items"][0]["quantity"] = json!("one");
+        let found: Vec<(String, &str)> = errors_of::<ChargeInput>(body)
+            .into_iter()
+            .map(|e| (e.field, e.code))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("amount".to_owned(), "unknown_field"),
+                ("customer.emial".to_owned(), "unknown_field"),
+                ("items[0].qty".to_owned(), "unknown_field"),
+                ("items[0].quantity".to_owned(), "invalid_type"),
+            ]
+        );
+        let body = json!({"reference": "r-1", "document_type": "receipt",
+            "customer": {"name": "Noa"},
+            "payments": [{"method": "cash", "amount_agorot": 100, "currency": "ILS"}]});
+        let error = error_of::<DocumentInput>(body);
+        assert_eq!(
+            (error.field.as_str(), error.code),
+            ("payments[0].currency", "unknown_field")
+        );
     }
 
     #[test]

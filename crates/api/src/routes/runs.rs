@@ -2,7 +2,7 @@
 //! cursor, and send a signal to one. Every query is scoped to the caller's marketplace.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Caller, IdempotencyKey, JsonBody};
+use crate::extract::{Caller, IdempotencyKey, JsonBody, Language, Query};
 
 /// A run as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,7 +25,7 @@ pub(crate) struct RunView {
     id: Uuid,
     workflow: String,
     workflow_version: i32,
-    /// `pending`, `running`, `waiting`, `paused`, `succeeded`, `failed` or `cancelled`.
+    #[schema(schema_with = crate::schemas::run_status)]
     status: String,
     /// For a succeeded run: `completed`, or a business outcome such as `declined`.
     outcome: Option<String>,
@@ -35,8 +35,9 @@ pub(crate) struct RunView {
     current_step: String,
     attempt: i32,
     next_run_at: Option<DateTime<Utc>>,
+    #[schema(schema_with = crate::schemas::error_envelope)]
     last_error: Option<Value>,
-    /// Non-secret outputs of the steps so far.
+    #[schema(schema_with = crate::schemas::run_context)]
     context: Value,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -72,9 +73,9 @@ pub(crate) struct AttemptView {
     attempt: i32,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
-    /// `succeeded`, `retryable`, `fatal`, `unknown`, … or null while in flight.
+    #[schema(schema_with = crate::schemas::attempt_outcome)]
     outcome: Option<String>,
-    /// The error envelope `{code, message, retryable, details}`.
+    #[schema(schema_with = crate::schemas::error_envelope)]
     error: Option<Value>,
     duration_ms: Option<i64>,
 }
@@ -83,6 +84,7 @@ pub(crate) struct AttemptView {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct EventView {
     at: DateTime<Utc>,
+    #[schema(schema_with = crate::schemas::history_kind)]
     kind: String,
     step: Option<String>,
     attempt: Option<i32>,
@@ -202,7 +204,9 @@ fn parse_time(value: Option<String>, name: &str) -> Result<Option<DateTime<Utc>>
         .map(|text| {
             DateTime::parse_from_rfc3339(&text)
                 .map(|time| time.with_timezone(&Utc))
-                .map_err(|_| ApiError::BadRequest(format!("{name} must be an RFC 3339 time")))
+                .map_err(|_| {
+                    ApiError::invalid_parameter(name, format!("{name} must be an RFC 3339 time"))
+                })
         })
         .transpose()
 }
@@ -221,11 +225,14 @@ where
                 .ok()
                 .filter(|number| range.contains(number))
                 .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "{name} must be a number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ))
+                    ApiError::invalid_parameter(
+                        name,
+                        format!(
+                            "{name} must be a number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
                 })
         })
         .transpose()
@@ -239,27 +246,27 @@ pub(crate) fn parse_id(text: &str, what: &'static str) -> Result<Uuid, ApiError>
 /// List runs, newest first, with filters and a cursor.
 #[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListRunsQuery),
     responses((status = 200, body = RunPage),
-              (status = 400, description = "A bad filter", content_type = "application/problem+json")),
+              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
+              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<ListRunsQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<ListRunsQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     if let Some(status) = &query.status
         && !STATUSES.contains(&status.as_str())
     {
-        return Err(ApiError::BadRequest(format!(
-            "status must be one of {}",
-            STATUSES.join(", ")
-        )));
+        return Err(ApiError::invalid_parameter(
+            "status",
+            format!("status must be one of {}", STATUSES.join(", ")),
+        ));
     }
     let subject_id = query
         .vendor_id
         .map(|text| {
             Uuid::try_parse(&text)
-                .map_err(|_| ApiError::BadRequest("vendor_id must be a uuid".to_owned()))
+                .map_err(|_| ApiError::invalid_parameter("vendor_id", "vendor_id must be a uuid"))
         })
         .transpose()?;
     let filter = RunFilter {
@@ -276,7 +283,7 @@ pub(crate) async fn list_runs(
         .cursor
         .map(|text| {
             RunCursor::decode(&text)
-                .ok_or_else(|| ApiError::BadRequest("cursor is not valid".to_owned()))
+                .ok_or_else(|| ApiError::invalid_parameter("cursor", "cursor is not valid"))
         })
         .transpose()?;
     let mut conn = state.pool.acquire().await?;
@@ -307,34 +314,59 @@ pub(crate) async fn list_runs(
     }))
 }
 
+/// The path of a signal: the run and the signal's name.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(
+    dead_code,
+    reason = "documents the path; the handler reads it as two strings"
+)]
+pub(crate) struct SignalPath {
+    /// The run's id.
+    id: Uuid,
+    #[param(schema_with = crate::schemas::signal_name)]
+    name: String,
+}
+
 /// Send a signal to a run (e.g. `terminal_approved`). A signal sent before the run reaches its
 /// wait is kept and consumed when it gets there.
 #[utoipa::path(post, path = "/v1/runs/{id}/signals/{name}", tag = "runs",
-    params(("id" = Uuid, Path, description = "The run's id"),
-           ("name" = String, Path, description = "The signal's name"),
+    params(SignalPath,
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer")),
     request_body(content = Object, description = "Optional JSON payload, at most 64 KiB, e.g. {\"reason\": \"approved by Upay\"}"),
     responses((status = 202, description = "The signal is recorded"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
-              (status = 409, description = "The run has finished", content_type = "application/problem+json")),
+              (status = 409, description = "The run has finished, or its workflow never waits for this signal", content_type = "application/problem+json"),
+              (status = 422, description = "Not a signal name the document lists (`unknown_signal` at `name`), or a string of the payload holds a control character (`invalid_characters` at its JSON path)",
+                  content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn send_signal(
     State(state): State<AppState>,
     caller: Caller,
+    Language(lang): Language,
     Path((id, name)): Path<(String, String)>,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(payload): JsonBody,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Backend, Role::Operator])?;
     let id = parse_id(&id, "run")?;
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Err(ApiError::BadRequest(
-            "the signal name must be 1 to 64 characters of a-z, 0-9 and _".to_owned(),
+    if !crate::schemas::SIGNALS.contains(&name.as_str()) {
+        return Err(ApiError::Validation(
+            domain::errors::ValidationErrors::new(vec![
+                domain::errors::FieldProblem::new(
+                    "unknown_signal",
+                    format!(
+                        "The signal must be one of {}.",
+                        crate::schemas::SIGNALS.join(", ")
+                    ),
+                    format!(
+                        "האות חייב להיות אחד מאלה: {}.",
+                        crate::schemas::SIGNALS.join(", ")
+                    ),
+                )
+                .at("name"),
+            ]),
+            lang,
         ));
     }
     let reason = payload

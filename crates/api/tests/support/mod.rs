@@ -6,6 +6,7 @@
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
 pub mod admin;
+pub mod browser;
 
 use std::sync::Arc;
 
@@ -130,6 +131,7 @@ impl Api {
             definitions,
             keyring,
             metrics: None,
+            max_amount_agorot: domain::orders::DEFAULT_MAX_AMOUNT_AGOROT,
         };
         let base = serve(api::router(state)).await;
         Api {

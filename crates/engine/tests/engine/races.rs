@@ -13,7 +13,7 @@ use engine::{
     SchedulerConfig, StepContext, StepOutcome, StepSuccess, Worker, WorkerConfig, handler_fn, ops,
 };
 use futures::future::BoxFuture;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -518,4 +518,87 @@ async fn a_record_the_database_always_refuses_pauses_the_run_with_the_error(pool
         "{reason}"
     );
     assert!(paused.needs_reconcile, "a resume reconciles first");
+}
+
+/// An onboarding-like workflow: the vendor events it names carry the vendor's state.
+const ONBOARDING: &str = r#"
+name = "vendor_onboarding"
+version = 1
+
+[events]
+paused = "vendor.onboarding_paused"
+cancelled = "vendor.onboarding_cancelled"
+
+[[steps]]
+name = "capture_api_keys"
+action = "charge"
+timeout = "30s"
+
+[[steps]]
+name = "three"
+action = "third"
+"#;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_pause_requested_during_an_onboarding_step_reports_the_vendor_state_when_it_applies(
+    pool: PgPool,
+) {
+    create_payments(&pool).await;
+    let ledger = Arc::new(Ledger::default());
+    let mut registry = registry(&ledger);
+    let gate = Gate::default();
+    register_charge(
+        &mut registry,
+        &ledger,
+        Some(gate.clone()),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let definitions = definitions(&registry, &[("vendor_onboarding.toml", ONBOARDING)]);
+    let worker = worker(&pool, &registry, &definitions, "w");
+    let id = enqueue(&pool, &definitions, "vendor_onboarding", json!({})).await;
+    let held = worker.clone();
+    let task = tokio::spawn(async move { held.run_once().await.unwrap() });
+    gate.entered.notified().await;
+
+    let mut conn = pool.acquire().await.unwrap();
+    let status = ops::pause(&mut conn, id, &Actor::operator("dana"), "check the keys")
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        RunStatus::Running,
+        "a held run gets a pause request"
+    );
+    gate.open.notify_one();
+    task.await.unwrap();
+    assert_eq!(run(&pool, id).await.status, "paused");
+
+    let payloads: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT event_type, payload FROM vendorflow.outbox WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(id.0)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let paused: Vec<&Value> = payloads
+        .iter()
+        .filter(|(kind, _)| kind == "vendor.onboarding_paused")
+        .map(|(_, payload)| payload)
+        .collect();
+    assert_eq!(paused.len(), 1, "{payloads:?}");
+    assert_eq!(paused[0]["state"], "action_required", "{}", paused[0]);
+
+    // Cancelled by an operator while paused, the vendor's state is `cancelled`.
+    ops::cancel(&mut conn, id, &Actor::operator("dana"), "the vendor left")
+        .await
+        .unwrap();
+    let cancelled: Value = sqlx::query_scalar(
+        "SELECT payload FROM vendorflow.outbox
+         WHERE run_id = $1 AND event_type = 'vendor.onboarding_cancelled'",
+    )
+    .bind(id.0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
 }
