@@ -50,7 +50,7 @@ enum Commands {
     Keys(KeyCommands),
     /// Manage webhook endpoints of a marketplace.
     #[command(subcommand)]
-    Webhooks(WebhookCommands),
+    Webhooks(cli::webhooks::WebhookCommands),
     /// Development mode: a local PostgreSQL under .data/ when no database URL is set, migrations,
     /// a development marketplace and token.
     Dev,
@@ -107,22 +107,6 @@ enum KeyCommands {
     /// Re-wrap every data key under the current master key (VENDORFLOW_MASTER_KEY); older keys
     /// are read from VENDORFLOW_PREVIOUS_MASTER_KEYS. Safe to re-run.
     Rotate,
-}
-
-#[derive(Debug, Subcommand)]
-enum WebhookCommands {
-    /// Register an endpoint; prints its id and its signing secret (once).
-    Create {
-        /// The marketplace whose events are sent.
-        #[arg(long)]
-        marketplace: uuid::Uuid,
-        /// The endpoint's URL (https; plain http only to localhost in development).
-        #[arg(long)]
-        url: String,
-        /// Only these event types (repeatable); all events when absent.
-        #[arg(long = "event")]
-        events: Vec<String>,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,29 +233,22 @@ async fn main() -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Commands::Webhooks(WebhookCommands::Create {
-            marketplace,
-            url,
-            events,
-        }) => {
-            let keyring = keyring(&settings)?;
+        Commands::Webhooks(command) => {
+            let keyring = if command.needs_master_key() {
+                Some(keyring(&settings)?)
+            } else {
+                None
+            };
             let pool = connect(&settings).await?;
             let mut conn = pool.acquire().await?;
-            let events = (!events.is_empty()).then_some(events);
-            let created = store::webhooks::create_endpoint(
+            cli::webhooks::run(
+                command,
                 &mut conn,
-                &keyring,
-                marketplace,
-                &url,
-                events.as_deref(),
+                keyring.as_ref(),
+                |flag| cli::actor(flag, &settings),
+                settings.development_database,
             )
-            .await
-            .context("--url / --marketplace")?;
-            eprintln!(
-                "endpoint {} (keep the secret below; it is shown once)",
-                created.id
-            );
-            println!("{}", created.secret.expose_secret());
+            .await?;
         }
         Commands::Sandbox {
             listen,
@@ -362,12 +339,12 @@ fn needs_database(command: &Commands) -> Option<bool> {
         | Commands::Marketplaces(_)
         | Commands::Tokens(_)
         | Commands::Runs(_) => Some(false),
+        Commands::Webhooks(command) => Some(command.needs_master_key()),
         Commands::Vendors(VendorCommands::Import(args)) => Some(!args.dry_run),
         Commands::Serve
         | Commands::Api
         | Commands::Worker
-        | Commands::Keys(KeyCommands::Rotate)
-        | Commands::Webhooks(_) => Some(true),
+        | Commands::Keys(KeyCommands::Rotate) => Some(true),
         // `dev` starts and makes its own; the others use no database.
         Commands::Dev
         | Commands::Keys(KeyCommands::Generate)

@@ -520,6 +520,7 @@ struct Context<'a> {
     receiver: String,
     runs: Runs,
     last_token_id: Option<String>,
+    last_endpoint_id: Option<String>,
 }
 
 impl Context<'_> {
@@ -549,6 +550,10 @@ impl Context<'_> {
                     .last_token_id
                     .clone()
                     .expect("TOKEN_ID after a `tokens create` example"),
+                (_, "ENDPOINT_ID") => self
+                    .last_endpoint_id
+                    .clone()
+                    .expect("ENDPOINT_ID after a `webhooks create` example"),
                 (_, "RUN_ID") => {
                     let run = self
                         .runs
@@ -588,8 +593,11 @@ fn check_one_shot(args: &[String], output: &Output, context: &mut Context<'_>) {
             .filter(|line| line.starts_with("vendorflow: using the development database"))
             .collect();
         assert_eq!(found.len(), 1, "{subcommand}: {stderr}");
-        let needs_key = matches!(subcommand.as_str(), "keys rotate" | "webhooks create")
-            || (subcommand == "vendors import" && !args.contains(&"--dry-run".to_owned()));
+        let needs_key = matches!(
+            subcommand.as_str(),
+            "keys rotate" | "webhooks create" | "webhooks rotate-secret"
+        ) || (subcommand == "vendors import"
+            && !args.contains(&"--dry-run".to_owned()));
         assert_eq!(
             found[0].contains("the development master key in .data/dev-master-key"),
             needs_key,
@@ -607,6 +615,21 @@ fn check_one_shot(args: &[String], output: &Output, context: &mut Context<'_>) {
             context.last_token_id = Some(id.to_owned());
             assert!(stderr.contains("named shop backend"), "{stderr}");
             assert!(stdout.trim().starts_with("vf_backend_"), "{stdout}");
+        }
+        "webhooks create" => {
+            let id = stderr
+                .lines()
+                .find_map(|line| line.strip_prefix("endpoint "))
+                .and_then(|rest| rest.split_whitespace().next())
+                .expect("webhooks create prints the endpoint's id");
+            context.last_endpoint_id = Some(id.to_owned());
+            assert!(stdout.trim().starts_with("whsec_"), "{stdout}");
+        }
+        "webhooks rotate-secret" => assert!(stdout.trim().starts_with("whsec_"), "{stdout}"),
+        "webhooks list" | "webhooks show" => {
+            let id = context.last_endpoint_id.as_deref().expect("an endpoint");
+            assert!(stdout.contains(id), "{stdout}");
+            assert!(!stdout.contains("whsec_"), "{stdout}");
         }
         "runs retry" => assert!(stdout.contains("was paused, so it is resumed"), "{stdout}"),
         "runs signal" => assert!(stdout.contains("delivered"), "{stdout}"),
@@ -745,6 +768,7 @@ async fn every_command_line_example_of_the_readme_works_as_printed_while_make_ru
         receiver: receiver_url,
         runs,
         last_token_id: None,
+        last_endpoint_id: None,
     };
     for (line, printed) in &examples {
         let args = context.substitute(printed).await;
@@ -770,9 +794,37 @@ async fn every_command_line_example_of_the_readme_works_as_printed_while_make_ru
         }
     }
 
+    // The webhook endpoint changes are in the dashboard's audit log, on the command line's
+    // channel: the two `create` lines (with and without `--event`), and each change of the last
+    // endpoint.
+    let endpoints: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, result FROM vendorflow.admin_audit
+         WHERE channel = 'cli' AND target_kind = 'endpoint' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let endpoints: Vec<&str> = endpoints
+        .iter()
+        .map(|(action, _)| action.as_str())
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            "create_endpoint",
+            "create_endpoint",
+            "update_endpoint",
+            "disable_endpoint",
+            "enable_endpoint",
+            "rotate_endpoint_secret",
+            "rotate_endpoint_secret",
+            "delete_endpoint",
+        ]
+    );
     // The run actions are in the dashboard's audit log, on the command line's channel.
     let audited: Vec<(String, String)> = sqlx::query_as(
-        "SELECT action, result FROM vendorflow.admin_audit WHERE channel = 'cli' ORDER BY id",
+        "SELECT action, result FROM vendorflow.admin_audit
+         WHERE channel = 'cli' AND target_kind = 'run' ORDER BY id",
     )
     .fetch_all(&db.pool)
     .await

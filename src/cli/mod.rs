@@ -1,4 +1,4 @@
-//! The operator and scripting commands: `runs`, `vendors import` and `demo`. Each prints a
+//! The operator and scripting commands: `runs`, `webhooks`, `vendors import` and `demo`. Each prints a
 //! readable report by default and JSON with `--json` where scripts need it; errors go to stderr
 //! naming the flag or field at fault, with a non-zero exit.
 
@@ -7,6 +7,7 @@ pub mod demo;
 pub mod import;
 pub mod runs;
 pub mod table;
+pub mod webhooks;
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};

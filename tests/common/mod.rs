@@ -176,7 +176,8 @@ pub fn fast_workflows() -> TempDir {
     dir
 }
 
-fn shorten(text: &str, key: &str, value: &str) -> String {
+/// Every `key = "…"` of `text` set to `value`.
+pub fn shorten(text: &str, key: &str, value: &str) -> String {
     let pattern = format!("{key} = \"");
     let mut out = String::new();
     let mut rest = text;
@@ -199,6 +200,11 @@ pub async fn free_port() -> u16 {
 impl Harness {
     /// Starts everything with `faults` on the sandbox and terminals approved by hand.
     pub async fn start(faults: FaultPlan, seed: u64) -> Harness {
+        Harness::start_with(faults, seed, fast_workflows()).await
+    }
+
+    /// As [`Harness::start`], with the workflow definitions in `workflows`.
+    pub async fn start_with(faults: FaultPlan, seed: u64, workflows: TempDir) -> Harness {
         let db = TestDatabase::create().await;
         let sandbox = sandbox::spawn(SandboxConfig {
             terminal_approval: TerminalApproval::Manual,
@@ -274,7 +280,6 @@ impl Harness {
             tokio::spawn(async move { axum::serve(receiver, app).await });
         }
 
-        let workflows = fast_workflows();
         let log_path = workflows.path.join("server.log");
         let log_file = std::fs::File::create(&log_path).unwrap();
         let port = free_port().await;

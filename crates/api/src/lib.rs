@@ -20,6 +20,7 @@ mod openapi;
 mod routes;
 mod schemas;
 mod secrets;
+mod webhook_catalogue;
 
 use std::sync::Arc;
 

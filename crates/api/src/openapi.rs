@@ -148,6 +148,7 @@ pub(crate) fn base_document() -> OpenApi {
 /// here, once.
 pub(crate) fn document(spec: &OpenApi) -> Value {
     let mut document = serde_json::to_value(spec).unwrap_or_else(|_| json!({}));
+    crate::webhook_catalogue::add_to(&mut document);
     let tags = ordered_tags(&document);
     if let Some(object) = document.as_object_mut() {
         object.insert("tags".to_owned(), Value::Array(tags));
@@ -167,7 +168,8 @@ const METHODS: [&str; 8] = [
 fn ordered_tags(document: &Value) -> Vec<Value> {
     let mut used: Vec<String> = Vec::new();
     let paths = document["paths"].as_object().into_iter().flatten();
-    for (_, item) in paths {
+    let webhooks = document["webhooks"].as_object().into_iter().flatten();
+    for (_, item) in paths.chain(webhooks) {
         for method in METHODS {
             let tags = item[method]["tags"].as_array().into_iter().flatten();
             for tag in tags.filter_map(Value::as_str) {
@@ -369,6 +371,8 @@ mod tests {
                 "vendors",
                 "charges",
                 "runs",
+                // The webhooks section's operations (the event catalogue) always use it.
+                "webhooks",
                 "refunds",
                 "admin",
                 "admin-webhooks",

@@ -22,3 +22,4 @@ pub mod run;
 pub mod vat;
 pub mod vendor;
 pub mod vendor_state;
+pub mod webhook_events;

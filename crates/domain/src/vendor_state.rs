@@ -16,7 +16,9 @@ pub const ONBOARDING_WORKFLOW: &str = "vendor_onboarding";
 pub const TERMINAL_APPROVAL_STEP: &str = "await_terminal_approval";
 
 /// Where a vendor stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum VendorState {
     /// Onboarding is under way; nothing is needed from anyone.

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use engine::{OutboxEvent, ReconcileOutcome, StepContext, StepHandler, StepOutcome, StepSuccess};
+use domain::webhook_events::DocumentIssuedEvent;
+use engine::{ReconcileOutcome, StepContext, StepHandler, StepOutcome, StepSuccess};
 use futures::future::BoxFuture;
 use providers::sumit::{
     CreateDocument, DocumentLanguage, DocumentPayment, IssuedDocument, LineItem, PaymentDetails,
@@ -17,7 +18,7 @@ use crate::input::{
     DocumentInput, DocumentLanguageInput, PaymentMethodInput, ProviderDocumentType,
 };
 use crate::writes::{RecordDocument, compact};
-use crate::{StepsConfig, events, failure};
+use crate::{StepsConfig, event, events, failure};
 
 /// Step `issue_document`: creates the document with the vendor's credentials, once per vendor
 /// and reference. `documents/create` is not idempotent and the client offers no lookup by
@@ -124,12 +125,21 @@ impl IssueDocument {
             "total_agorot": total,
             "download_url": document.download_url,
         }));
-        let mut payload = json!({ "run_id": ctx.run_id, "vendor_id": input.vendor_id });
-        if let (Some(p), Some(o)) = (payload.as_object_mut(), output.as_object()) {
-            p.extend(o.clone());
-        }
+        let payload = DocumentIssuedEvent {
+            run_id: ctx.run_id.0,
+            vendor_id: input.vendor_id,
+            reference: input.reference.clone(),
+            document_id: document.document_id,
+            document_number: document.document_number,
+            document_type: output["document_type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            total_agorot: total,
+            download_url: document.download_url.clone(),
+        };
         StepSuccess::new(json!({ "document": output }))
-            .with_event(OutboxEvent::new(events::DOCUMENT_ISSUED, payload))
+            .with_event(event(events::DOCUMENT_ISSUED, &payload))
             .with_write(RecordDocument {
                 vendor_id: input.vendor_id,
                 run_id: ctx.run_id.0,

@@ -92,17 +92,26 @@ pub const AWAIT_VENDOR_STEP: &str = "await_vendor_ready";
 /// `vendor.onboarding_paused`, `vendor.onboarding_failed`, `charge.failed`, ...).
 pub mod events {
     /// An organization was created for the vendor at SUMIT.
-    pub const ORGANIZATION_CREATED: &str = "vendor.organization_created";
+    pub const ORGANIZATION_CREATED: &str = domain::webhook_events::ORGANIZATION_CREATED;
     /// The vendor's clearing terminal was requested; approval comes later, by hand.
-    pub const TERMINAL_REQUESTED: &str = "vendor.terminal_requested";
+    pub const TERMINAL_REQUESTED: &str = domain::webhook_events::TERMINAL_REQUESTED;
     /// The vendor can take charges (clearing) or issue documents.
-    pub const VENDOR_READY: &str = "vendor.ready";
+    pub const VENDOR_READY: &str = domain::webhook_events::VENDOR_READY;
     /// A charge was approved; its payment and document are recorded.
-    pub const CHARGE_SUCCEEDED: &str = "charge.succeeded";
+    pub const CHARGE_SUCCEEDED: &str = domain::webhook_events::CHARGE_SUCCEEDED;
     /// A charge was declined by the card issuer: a final business outcome.
-    pub const CHARGE_DECLINED: &str = "charge.declined";
+    pub const CHARGE_DECLINED: &str = domain::webhook_events::CHARGE_DECLINED;
     /// A document was issued in the vendor's name.
-    pub const DOCUMENT_ISSUED: &str = "document.issued";
+    pub const DOCUMENT_ISSUED: &str = domain::webhook_events::DOCUMENT_ISSUED;
+}
+
+/// An outbox event of type `name` whose payload is `payload`, a type of the webhook catalogue
+/// (`domain::webhook_events`), so the payload has the shape the OpenAPI document publishes.
+pub(crate) fn event<T: serde::Serialize>(name: &str, payload: &T) -> engine::OutboxEvent {
+    engine::OutboxEvent::new(
+        name,
+        serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// What the steps need from the binary: the provider client, the marketplace's own credentials

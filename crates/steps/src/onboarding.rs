@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::envelope::ErrorEnvelope;
-use domain::vendor::BusinessType;
+use domain::vendor::{BusinessType, ModeKind};
 use domain::vendor_state::VendorState;
+use domain::webhook_events::{VendorMode, VendorProviderEvent, VendorReadyEvent};
 use engine::{
-    OutboxEvent, PollHandler, PollOutcome, ReconcileOutcome, StepContext, StepHandler, StepOutcome,
-    StepSuccess,
+    PollHandler, PollOutcome, ReconcileOutcome, StepContext, StepHandler, StepOutcome, StepSuccess,
 };
 use futures::future::BoxFuture;
 use providers::ErrorClass;
@@ -27,7 +27,7 @@ use crate::keys::{self, BankError};
 use crate::writes::{
     KeysActive, RecordKeysLost, StoreCreatedOrganization, TerminalRequested, VendorReady,
 };
-use crate::{StepsConfig, doubt, events, failure};
+use crate::{StepsConfig, doubt, event, events, failure};
 
 type Step<T> = Result<T, StepOutcome>;
 
@@ -230,14 +230,14 @@ impl CreateOrganization {
         StepSuccess::new(json!({
             "organization": {"company_id": created.company_id, "keys": "stored"}
         }))
-        .with_event(OutboxEvent::new(
+        .with_event(event(
             events::ORGANIZATION_CREATED,
-            json!({
-                "vendor_id": input.vendor_id,
-                "state": VendorState::Onboarding.as_str(),
-                "external_id": input.application.external_id.as_str(),
-                "provider_company_id": created.company_id,
-            }),
+            &VendorProviderEvent {
+                vendor_id: input.vendor_id,
+                state: VendorState::Onboarding,
+                external_id: input.application.external_id.as_str().to_owned(),
+                provider_company_id: created.company_id,
+            },
         ))
         .with_write(StoreCreatedOrganization {
             keyring: self.config.keyring.clone(),
@@ -577,14 +577,14 @@ impl OpenTerminal {
             {
                 Ok(()) => StepOutcome::Success(
                     StepSuccess::new(json!({"terminal": {"state": "requested"}}))
-                        .with_event(OutboxEvent::new(
+                        .with_event(event(
                             events::TERMINAL_REQUESTED,
-                            json!({
-                                "vendor_id": input.vendor_id,
-                                "state": VendorState::AwaitingApproval.as_str(),
-                                "external_id": input.application.external_id.as_str(),
-                                "provider_company_id": company_id,
-                            }),
+                            &VendorProviderEvent {
+                                vendor_id: input.vendor_id,
+                                state: VendorState::AwaitingApproval,
+                                external_id: input.application.external_id.as_str().to_owned(),
+                                provider_company_id: company_id,
+                            },
                         ))
                         .with_write(TerminalRequested {
                             vendor_id: input.vendor_id,
@@ -765,15 +765,18 @@ impl MarkVendorReady {
         };
         Ok(StepOutcome::Success(
             StepSuccess::new(json!({"vendor": {"state": "ready"}}))
-                .with_event(OutboxEvent::new(
+                .with_event(event(
                     events::VENDOR_READY,
-                    json!({
-                        "vendor_id": input.vendor_id,
-                        "state": VendorState::Ready.as_str(),
-                        "external_id": input.application.external_id.as_str(),
-                        "mode": input.application.mode.as_str(),
-                        "provider_company_id": company_id,
-                    }),
+                    &VendorReadyEvent {
+                        vendor_id: input.vendor_id,
+                        state: VendorState::Ready,
+                        external_id: input.application.external_id.as_str().to_owned(),
+                        mode: match input.application.mode {
+                            ModeKind::Clearing => VendorMode::Clearing,
+                            ModeKind::DocumentsOnly => VendorMode::DocumentsOnly,
+                        },
+                        provider_company_id: company_id,
+                    },
                 ))
                 .with_write(VendorReady {
                     vendor_id: input.vendor_id,

@@ -2,11 +2,14 @@
 //! delivery row per (event, endpoint) with its attempts and dead letter.
 //!
 //! The engine writes events into `vendorflow.outbox` in its own transactions and never looks at
-//! these tables. The relay (crate `webhooks`) calls [`fan_out`], [`claim_due`] and
-//! [`record_attempt`]; operators call [`create_endpoint`], [`list_deliveries`] and [`replay`];
-//! the scheduler's retention calls [`delete_finished_deliveries`].
+//! these tables. The relay (crate `webhooks`) calls [`fan_out`], [`claim_due`],
+//! [`endpoint_signing_secrets`] and [`record_attempt`]; operators call [`create_endpoint`],
+//! [`get_endpoint`], [`set_endpoint_enabled`], [`set_event_types`], [`delete_endpoint`],
+//! [`rotate_secret`], [`list_deliveries`] and [`replay`]; the scheduler's retention calls
+//! [`delete_finished_deliveries`].
 //! Every admin function is scoped by the caller's marketplace id. Signing secrets are stored
-//! encrypted through [`crate::secrets`] and are returned in clear only once, at creation.
+//! encrypted through [`crate::secrets`] and are returned in clear only once, at creation or
+//! rotation; during a rotation's overlap the previous secret is kept, encrypted, to sign too.
 
 use std::time::Duration;
 
@@ -25,6 +28,12 @@ pub type EndpointId = Uuid;
 pub const SECRET_OWNER_TABLE: &str = "webhook_endpoints";
 /// The name under which an endpoint's signing secret is stored.
 pub const SECRET_NAME: &str = "signing_secret";
+/// The name under which the secret replaced by a rotation is kept until its overlap ends.
+pub const PREVIOUS_SECRET_NAME: &str = "previous_signing_secret";
+/// The longest overlap a rotation may give the previous secret (a week).
+pub const MAX_OVERLAP: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The overlap a rotation gives when none is asked (a day).
+pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 /// The longest endpoint URL accepted.
 const MAX_URL_LEN: usize = 2048;
 /// The most deliveries one page of [`list_deliveries`] returns.
@@ -46,6 +55,12 @@ pub enum WebhookStoreError {
     /// The list of event types is not acceptable.
     #[error("invalid event types: {0}")]
     InvalidEventTypes(&'static str),
+    /// The list names event types that vendorflow does not send (the names, in their order).
+    #[error("unknown event types: {}", .0.join(", "))]
+    UnknownEventTypes(Vec<String>),
+    /// The rotation's overlap is longer than [`MAX_OVERLAP`].
+    #[error("the overlap may be at most 7 days")]
+    OverlapTooLong,
 }
 
 /// A delivery's state.
@@ -91,7 +106,23 @@ pub struct Endpoint {
     pub event_types: Option<Vec<String>>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
+    pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the signing secret was last rotated.
+    pub secret_rotated_at: Option<DateTime<Utc>>,
+    /// Until when deliveries are also signed with the secret the last rotation replaced.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`Endpoint`] (an overlap that has ended reads as none).
+macro_rules! endpoint_columns {
+    () => {
+        "id, marketplace_id, url, event_types, enabled, disabled_reason, disabled_at, created_at,
+         updated_at, secret_rotated_at,
+         CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+             AS previous_secret_expires_at"
+    };
 }
 
 /// An endpoint just created: the only moment its signing secret is available in clear.
@@ -137,6 +168,10 @@ fn validate_event_types(event_types: Option<&[String]>) -> Result<(), WebhookSto
             return Err(WebhookStoreError::InvalidEventTypes(
                 "an event type is blank",
             ));
+        }
+        let unknown = domain::webhook_events::unknown_types(types);
+        if !unknown.is_empty() {
+            return Err(WebhookStoreError::UnknownEventTypes(unknown));
         }
     }
     Ok(())
@@ -184,14 +219,227 @@ pub async fn list_endpoints(
     conn: &mut PgConnection,
     marketplace_id: Uuid,
 ) -> Result<Vec<Endpoint>, WebhookStoreError> {
-    let rows = sqlx::query_as(
-        "SELECT id, marketplace_id, url, event_types, enabled, disabled_reason, created_at
-         FROM vendorflow.webhook_endpoints WHERE marketplace_id = $1 ORDER BY id",
-    )
+    let rows = sqlx::query_as(concat!(
+        "SELECT ",
+        endpoint_columns!(),
+        " FROM vendorflow.webhook_endpoints WHERE marketplace_id = $1 ORDER BY id"
+    ))
     .bind(marketplace_id)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows)
+}
+
+/// One endpoint of `marketplace_id`.
+pub async fn get_endpoint(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    endpoint_id: EndpointId,
+) -> Result<Option<Endpoint>, WebhookStoreError> {
+    let row = sqlx::query_as(concat!(
+        "SELECT ",
+        endpoint_columns!(),
+        " FROM vendorflow.webhook_endpoints WHERE id = $1 AND marketplace_id = $2"
+    ))
+    .bind(endpoint_id)
+    .bind(marketplace_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// Replaces the event types an endpoint of `marketplace_id` receives (`None`: every type);
+/// true when it exists. Only events fanned out from now on follow the new filter.
+pub async fn set_event_types(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    endpoint_id: EndpointId,
+    event_types: Option<&[String]>,
+) -> Result<bool, WebhookStoreError> {
+    validate_event_types(event_types)?;
+    let done = sqlx::query(
+        "UPDATE vendorflow.webhook_endpoints SET event_types = $3, updated_at = now()
+         WHERE id = $1 AND marketplace_id = $2",
+    )
+    .bind(endpoint_id)
+    .bind(marketplace_id)
+    .bind(event_types)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// What deleting an endpoint removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletedEndpoint {
+    /// Deliveries removed with it that were still pending: they are never sent.
+    pub pending: u64,
+    /// Deliveries removed with it in all (delivered, dead letters and pending).
+    pub deliveries: u64,
+}
+
+/// Deletes an endpoint of `marketplace_id` with its secrets and every delivery made to it
+/// (pending ones are never sent; dead letters can no longer be replayed); `None` when there is no
+/// such endpoint. One transaction (a savepoint inside the caller's).
+pub async fn delete_endpoint(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    endpoint_id: EndpointId,
+) -> Result<Option<DeletedEndpoint>, WebhookStoreError> {
+    let mut tx = conn.begin().await?;
+    let exists: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM vendorflow.webhook_endpoints WHERE id = $1 AND marketplace_id = $2
+         FOR UPDATE",
+    )
+    .bind(endpoint_id)
+    .bind(marketplace_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let (deliveries, pending): (i64, i64) = sqlx::query_as(
+        "WITH gone AS (DELETE FROM vendorflow.webhook_deliveries WHERE endpoint_id = $1
+                       RETURNING status)
+         SELECT count(*), count(*) FILTER (WHERE status = 'pending') FROM gone",
+    )
+    .bind(endpoint_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    secrets::delete_owner(&mut tx, SECRET_OWNER_TABLE, endpoint_id).await?;
+    sqlx::query("DELETE FROM vendorflow.webhook_endpoints WHERE id = $1")
+        .bind(endpoint_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(%endpoint_id, %marketplace_id, "webhook endpoint deleted");
+    Ok(Some(DeletedEndpoint {
+        pending: u64::try_from(pending).unwrap_or(0),
+        deliveries: u64::try_from(deliveries).unwrap_or(0),
+    }))
+}
+
+/// A secret just rotated: the only moment the new secret is available in clear.
+#[derive(Debug)]
+pub struct RotatedSecret {
+    /// The new signing secret (`whsec_...`), to show once.
+    pub secret: SecretString,
+    /// Until when deliveries are also signed with the previous secret; `None` for no overlap.
+    pub previous_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Gives an endpoint of `marketplace_id` a fresh signing secret. The previous one keeps signing
+/// too (a second `v1,` entry in `webhook-signature`) for `overlap` (at most [`MAX_OVERLAP`];
+/// zero ends it at once), so receivers can switch without losing a message. A rotation during an
+/// overlap replaces the older secret: only the two latest ever sign. `None` when there is no such
+/// endpoint. One transaction (a savepoint inside the caller's).
+pub async fn rotate_secret(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    marketplace_id: Uuid,
+    endpoint_id: EndpointId,
+    overlap: Duration,
+) -> Result<Option<RotatedSecret>, WebhookStoreError> {
+    if overlap > MAX_OVERLAP {
+        return Err(WebhookStoreError::OverlapTooLong);
+    }
+    let mut tx = conn.begin().await?;
+    let expires: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+        "UPDATE vendorflow.webhook_endpoints
+         SET previous_secret_expires_at = CASE WHEN $3 > 0
+                 THEN now() + make_interval(secs => $3) END,
+             secret_rotated_at = now(), updated_at = now()
+         WHERE id = $1 AND marketplace_id = $2
+         RETURNING previous_secret_expires_at",
+    )
+    .bind(endpoint_id)
+    .bind(marketplace_id)
+    .bind(overlap.as_secs_f64())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(previous_expires_at) = expires else {
+        return Ok(None);
+    };
+    let current = SecretRef::new(SECRET_OWNER_TABLE, endpoint_id, SECRET_NAME);
+    let previous = SecretRef::new(SECRET_OWNER_TABLE, endpoint_id, PREVIOUS_SECRET_NAME);
+    match (
+        previous_expires_at,
+        secrets::get(&mut tx, keyring, &current).await?,
+    ) {
+        (Some(_), Some(old)) => {
+            secrets::put(&mut tx, keyring, &previous, &old).await?;
+        }
+        _ => {
+            secrets::delete(&mut tx, &previous).await?;
+        }
+    }
+    let secret = secrets::generate_webhook_secret();
+    secrets::put(&mut tx, keyring, &current, &secret).await?;
+    tx.commit().await?;
+    tracing::info!(%endpoint_id, %marketplace_id, "webhook endpoint secret rotated");
+    Ok(Some(RotatedSecret {
+        secret,
+        previous_expires_at,
+    }))
+}
+
+/// Ends a rotation's overlap now: from the next attempt on, only the current secret signs, and the
+/// previous secret is deleted. True when an overlap was in progress.
+pub async fn end_secret_overlap(
+    conn: &mut PgConnection,
+    marketplace_id: Uuid,
+    endpoint_id: EndpointId,
+) -> Result<bool, WebhookStoreError> {
+    let mut tx = conn.begin().await?;
+    let done = sqlx::query(
+        "UPDATE vendorflow.webhook_endpoints
+         SET previous_secret_expires_at = NULL, updated_at = now()
+         WHERE id = $1 AND marketplace_id = $2 AND previous_secret_expires_at IS NOT NULL",
+    )
+    .bind(endpoint_id)
+    .bind(marketplace_id)
+    .execute(&mut *tx)
+    .await?;
+    secrets::delete(
+        &mut tx,
+        &SecretRef::new(SECRET_OWNER_TABLE, endpoint_id, PREVIOUS_SECRET_NAME),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The secrets an endpoint's deliveries are signed with now: its current secret, then, during a
+/// rotation's overlap, the previous one. Empty when it has no secret.
+pub async fn endpoint_signing_secrets(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    endpoint_id: EndpointId,
+) -> Result<Vec<SecretString>, WebhookStoreError> {
+    let mut found = Vec::with_capacity(2);
+    let Some(current) = endpoint_secret(conn, keyring, endpoint_id).await? else {
+        return Ok(found);
+    };
+    found.push(current);
+    let overlapping: Option<bool> = sqlx::query_scalar(
+        "SELECT previous_secret_expires_at > now() FROM vendorflow.webhook_endpoints
+         WHERE id = $1",
+    )
+    .bind(endpoint_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    if overlapping == Some(true)
+        && let Some(previous) = secrets::get(
+            conn,
+            keyring,
+            &SecretRef::new(SECRET_OWNER_TABLE, endpoint_id, PREVIOUS_SECRET_NAME),
+        )
+        .await?
+    {
+        found.push(previous);
+    }
+    Ok(found)
 }
 
 /// Enables an endpoint of `marketplace_id`, or disables it with `reason`; true when it exists.
@@ -761,7 +1009,11 @@ mod tests {
     #[test]
     fn an_empty_or_blank_event_type_list_is_refused() {
         assert!(validate_event_types(None).is_ok());
-        assert!(validate_event_types(Some(&["run.succeeded".to_owned()])).is_ok());
+        assert!(validate_event_types(Some(&["vendor.ready".to_owned()])).is_ok());
+        assert!(matches!(
+            validate_event_types(Some(&["vendor.ready".to_owned(), "run.succeeded".to_owned()])),
+            Err(WebhookStoreError::UnknownEventTypes(names)) if names == ["run.succeeded"]
+        ));
         assert!(validate_event_types(Some(&[])).is_err());
         assert!(validate_event_types(Some(&[" ".to_owned()])).is_err());
     }

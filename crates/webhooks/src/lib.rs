@@ -20,5 +20,6 @@ pub use egress::EgressPolicy;
 pub use relay::{Relay, RelayConfig, RelayError, TickReport};
 pub use schedule::RetrySchedule;
 pub use signature::{
-    DEFAULT_TOLERANCE, SecretFormatError, VerifyError, WebhookSecret, sign, verify, verify_parts,
+    DEFAULT_TOLERANCE, SecretFormatError, VerifyError, WebhookSecret, sign, sign_all, verify,
+    verify_parts,
 };

@@ -195,8 +195,11 @@ impl Relay {
         let results: Vec<Result<(AttemptOutcome, bool), RelayError>> =
             futures::stream::iter(claimed)
                 .map(|delivery| {
-                    let secret = secrets.get(&delivery.endpoint_id).and_then(Option::as_ref);
-                    self.attempt(delivery, secret)
+                    let signing = secrets
+                        .get(&delivery.endpoint_id)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    self.attempt(delivery, signing)
                 })
                 .buffer_unordered(self.config.concurrency.max(1))
                 .collect()
@@ -227,41 +230,51 @@ impl Relay {
         self.config.request_timeout.saturating_mul(rounds) + Duration::from_secs(30)
     }
 
-    /// Decrypts the signing secret of every endpoint in the batch once. An endpoint whose secret
-    /// is missing or does not decrypt maps to `None`, and its deliveries fail (and are retried)
-    /// without being sent unsigned.
+    /// Decrypts the signing secrets of every endpoint in the batch once: the current one, and
+    /// during a rotation's overlap the previous one too. An endpoint whose secret is missing or
+    /// does not decrypt maps to an empty list, and its deliveries fail (and are retried) without
+    /// being sent unsigned; a previous secret that does not parse is left out.
     async fn load_secrets(
         &self,
         claimed: &[ClaimedDelivery],
-    ) -> Result<HashMap<EndpointId, Option<WebhookSecret>>, RelayError> {
+    ) -> Result<HashMap<EndpointId, Vec<WebhookSecret>>, RelayError> {
         let mut secrets = HashMap::new();
         let mut conn = self.pool.acquire().await?;
         for delivery in claimed {
             if secrets.contains_key(&delivery.endpoint_id) {
                 continue;
             }
-            let secret: Option<SecretString> =
-                match wstore::endpoint_secret(&mut conn, &self.keyring, delivery.endpoint_id).await
-                {
-                    Ok(secret) => secret,
-                    Err(wstore::WebhookStoreError::Database(error)) => return Err(error.into()),
-                    Err(error) => {
-                        tracing::error!(
-                            endpoint_id = %delivery.endpoint_id,
-                            error = %error,
-                            "webhook endpoint signing secret unavailable"
-                        );
-                        None
-                    }
-                };
-            let parsed = secret.and_then(|s| match WebhookSecret::from_secret_string(&s) {
-                Ok(parsed) => Some(parsed),
+            let found: Vec<SecretString> = match wstore::endpoint_signing_secrets(
+                &mut conn,
+                &self.keyring,
+                delivery.endpoint_id,
+            )
+            .await
+            {
+                Ok(found) => found,
+                Err(wstore::WebhookStoreError::Database(error)) => return Err(error.into()),
                 Err(error) => {
-                    tracing::error!(endpoint_id = %delivery.endpoint_id, error = %error,
-                        "webhook endpoint signing secret malformed");
-                    None
+                    tracing::error!(
+                        endpoint_id = %delivery.endpoint_id,
+                        error = %error,
+                        "webhook endpoint signing secret unavailable"
+                    );
+                    Vec::new()
                 }
-            });
+            };
+            let mut parsed = Vec::with_capacity(found.len());
+            for (n, secret) in found.iter().enumerate() {
+                match WebhookSecret::from_secret_string(secret) {
+                    Ok(secret) => parsed.push(secret),
+                    Err(error) => {
+                        tracing::error!(endpoint_id = %delivery.endpoint_id, error = %error,
+                            "webhook endpoint signing secret malformed");
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
             secrets.insert(delivery.endpoint_id, parsed);
         }
         Ok(secrets)
@@ -272,11 +285,11 @@ impl Relay {
     async fn attempt(
         &self,
         delivery: ClaimedDelivery,
-        secret: Option<&WebhookSecret>,
+        signing: &[WebhookSecret],
     ) -> Result<(AttemptOutcome, bool), RelayError> {
-        let sent = match secret {
-            Some(secret) => self.send(&delivery, secret).await,
-            None => Sent {
+        let sent = match signing {
+            [_, ..] => self.send(&delivery, signing).await,
+            [] => Sent {
                 answer: Answer::NoAnswer,
                 status_code: None,
                 error: Some("the endpoint's signing secret is unavailable".to_owned()),
@@ -317,7 +330,8 @@ impl Relay {
         Ok((outcome, recorded))
     }
 
-    async fn send(&self, delivery: &ClaimedDelivery, secret: &WebhookSecret) -> Sent {
+    /// Sends one delivery signed with every secret in `signing` (the current one first).
+    async fn send(&self, delivery: &ClaimedDelivery, signing: &[WebhookSecret]) -> Sent {
         let url = match reqwest::Url::parse(&delivery.url) {
             Ok(url) => url,
             Err(_) => return refused(egress::EgressError::InvalidUrl),
@@ -340,7 +354,7 @@ impl Relay {
         // timestamp and signature are those of this attempt.
         let id = delivery.outbox_id.to_string();
         let timestamp = Utc::now().timestamp();
-        let signature = signature::sign(secret, &id, timestamp, &body);
+        let signature = signature::sign_all(signing, &id, timestamp, &body);
         let started = Instant::now();
         let result = self
             .client

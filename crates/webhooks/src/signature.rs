@@ -87,6 +87,17 @@ pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> St
     format!("v1,{}", BASE64.encode(tag))
 }
 
+/// The `webhook-signature` value for a message signed with each of `secrets`: their `v1,`
+/// entries separated by spaces, in order (during a secret rotation's overlap, the new secret's and
+/// the old one's, so a receiver holding either accepts the message).
+pub fn sign_all(secrets: &[WebhookSecret], id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets
+        .iter()
+        .map(|secret| sign(secret, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Why a message was not accepted. A receiver answers 400 for the header and timestamp errors
 /// and 401 for [`VerifyError::NoValidSignature`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -258,7 +258,7 @@ async fn a_delivered_event_carries_a_valid_signature_over_the_exact_body(pool: P
     let (_, secret) = w.endpoint(&format!("{base}/hooks"), None).await;
     let event = w
         .event(
-            "vendor.onboarded",
+            "vendor.ready",
             json!({"vendor_id": "v-1", "status": "active"}),
         )
         .await;
@@ -277,7 +277,7 @@ async fn a_delivered_event_carries_a_valid_signature_over_the_exact_body(pool: P
     assert_eq!(request.headers["content-type"], "application/json");
     assert_verifies(request, &secret);
     let body: Value = serde_json::from_slice(&request.body).expect("json body");
-    assert_eq!(body["type"], "vendor.onboarded");
+    assert_eq!(body["type"], "vendor.ready");
     assert_eq!(
         body["data"],
         json!({"vendor_id": "v-1", "status": "active"})
@@ -321,7 +321,7 @@ async fn a_500_then_200_is_delivered_on_the_second_attempt_after_its_scheduled_d
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
     let (_, secret) = w.endpoint(&format!("{base}/hooks"), None).await;
-    w.event("run.failed", json!({"run_id": "r-1"})).await;
+    w.event("charge.failed", json!({"run_id": "r-1"})).await;
     rx.answer_next([reply(500)]);
     let relay = w.relay();
 
@@ -363,7 +363,7 @@ async fn retry_after_on_429_and_503_sets_the_next_attempt(pool: PgPool) {
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
     w.endpoint(&format!("{base}/hooks"), None).await;
-    w.event("vendor.onboarded", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
     rx.answer_next([Reply {
         status: 429,
         headers: vec![("retry-after", "120".to_owned())],
@@ -400,7 +400,7 @@ async fn the_last_failed_attempt_makes_a_dead_letter_and_replay_resends_the_same
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
     let (_, secret) = w.endpoint(&format!("{base}/hooks"), None).await;
-    let event = w.event("vendor.onboarded", json!({"n": 1})).await;
+    let event = w.event("vendor.ready", json!({"n": 1})).await;
     rx.answer_next([reply(500), reply(502), reply(504)]);
     let relay = w.relay_with(RetrySchedule::new(
         vec![Duration::from_secs(1), Duration::from_secs(1)],
@@ -475,11 +475,11 @@ async fn a_rolled_back_event_is_never_delivered_and_a_late_committed_one_is(pool
 
     // An event whose transaction rolls back.
     let mut doomed = w.pool.begin().await.expect("begin");
-    let rolled_back = insert_event(&mut doomed, w.marketplace, "vendor.onboarded", json!({})).await;
+    let rolled_back = insert_event(&mut doomed, w.marketplace, "vendor.ready", json!({})).await;
     // An event written earlier than the next one but committed after it.
     let mut slow = w.pool.begin().await.expect("begin");
-    let late = insert_event(&mut slow, w.marketplace, "vendor.onboarded", json!({})).await;
-    let prompt = w.event("vendor.onboarded", json!({})).await;
+    let late = insert_event(&mut slow, w.marketplace, "vendor.ready", json!({})).await;
+    let prompt = w.event("vendor.ready", json!({})).await;
     assert!(late < prompt);
 
     let first = relay.tick_once().await.expect("tick");
@@ -499,16 +499,16 @@ async fn a_rolled_back_event_is_never_delivered_and_a_late_committed_one_is(pool
 async fn each_endpoint_receives_only_the_event_types_it_subscribed_to(pool: PgPool) {
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
-    let (only_onboarded, _) = w
-        .endpoint(&format!("{base}/onboarded"), Some(&["vendor.onboarded"]))
+    let (only_ready, _) = w
+        .endpoint(&format!("{base}/ready"), Some(&["vendor.ready"]))
         .await;
     let (everything, _) = w.endpoint(&format!("{base}/all"), None).await;
-    w.event("vendor.onboarded", json!({})).await;
-    w.event("run.failed", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
+    w.event("charge.failed", json!({})).await;
     // An event of another marketplace reaches none of these endpoints.
     let other = add_marketplace(&w.pool, "Another market").await;
     let mut conn = w.pool.acquire().await.expect("conn");
-    insert_event(&mut conn, other, "vendor.onboarded", json!({})).await;
+    insert_event(&mut conn, other, "vendor.ready", json!({})).await;
 
     let report = w.relay().tick_once().await.expect("tick");
     assert_eq!(report.events_fanned_out, 3);
@@ -528,13 +528,13 @@ async fn each_endpoint_receives_only_the_event_types_it_subscribed_to(pool: PgPo
         types.sort();
         types
     };
-    assert_eq!(types_at("/onboarded"), vec!["vendor.onboarded"]);
-    assert_eq!(types_at("/all"), vec!["run.failed", "vendor.onboarded"]);
+    assert_eq!(types_at("/ready"), vec!["vendor.ready"]);
+    assert_eq!(types_at("/all"), vec!["charge.failed", "vendor.ready"]);
     let by_endpoint = |id| DeliveryFilter {
         endpoint_id: Some(id),
         ..DeliveryFilter::default()
     };
-    assert_eq!(w.deliveries(by_endpoint(only_onboarded)).await.len(), 1);
+    assert_eq!(w.deliveries(by_endpoint(only_ready)).await.len(), 1);
     assert_eq!(w.deliveries(by_endpoint(everything)).await.len(), 2);
 }
 
@@ -543,8 +543,8 @@ async fn a_410_disables_the_endpoint_and_dead_letters_its_pending_deliveries(poo
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
     let (endpoint, _) = w.endpoint(&format!("{base}/gone"), None).await;
-    w.event("vendor.onboarded", json!({})).await;
-    w.event("vendor.onboarded", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
     rx.answer_next([reply(410)]);
     let relay = w.relay();
     // One delivery per tick, so the second is still pending when the first answers 410.
@@ -596,7 +596,7 @@ async fn a_410_disables_the_endpoint_and_dead_letters_its_pending_deliveries(poo
 
     // New events are not fanned out to a disabled endpoint, and replay is refused while it is
     // disabled.
-    w.event("vendor.onboarded", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
     let report = relay.tick_once().await.expect("tick");
     assert_eq!(report.events_fanned_out, 1);
     assert_eq!(report.deliveries_created, 0);
@@ -612,7 +612,7 @@ async fn a_redirect_is_a_failed_attempt_and_is_not_followed(pool: PgPool) {
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
     w.endpoint(&format!("{base}/moved"), None).await;
-    w.event("vendor.onboarded", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
     rx.answer_next([Reply {
         status: 302,
         headers: vec![("location", format!("{base}/elsewhere"))],
@@ -635,7 +635,7 @@ async fn two_relays_running_at_once_send_each_event_once(pool: PgPool) {
     w.endpoint(&format!("{base}/hooks"), None).await;
     let mut events = Vec::new();
     for i in 0..30 {
-        events.push(w.event("vendor.onboarded", json!({"i": i})).await);
+        events.push(w.event("vendor.ready", json!({"i": i})).await);
     }
     let config = RelayConfig {
         batch_size: 7,
@@ -671,7 +671,7 @@ async fn the_default_egress_policy_refuses_a_loopback_endpoint_without_sending(p
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
     w.endpoint(&format!("{base}/hooks"), None).await;
-    w.event("vendor.onboarded", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
     let strict =
         Relay::new(w.pool.clone(), w.keyring.clone(), RelayConfig::default()).expect("relay");
 
@@ -690,7 +690,7 @@ async fn a_relay_whose_claim_expired_cannot_record_over_the_new_claim(pool: PgPo
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
     w.endpoint(&format!("{base}/hooks"), None).await;
-    w.event("vendor.onboarded", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
     let relay = w.relay();
     // Fan out only: claim nothing yet (the receiver would answer 200).
     wstore::fan_out(&w.pool, 10, Duration::from_secs(3600))
@@ -731,7 +731,7 @@ async fn disabling_an_endpoint_dead_letters_its_pending_deliveries_until_it_is_e
     let w = world(pool).await;
     let (base, rx) = start_receiver().await;
     let (endpoint, _) = w.endpoint(&format!("{base}/hooks"), None).await;
-    w.event("vendor.onboarded", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
     wstore::fan_out(&w.pool, 10, Duration::from_secs(3600))
         .await
         .expect("fan out");
@@ -774,7 +774,7 @@ async fn deliveries_are_listed_newest_first_in_pages_scoped_to_the_marketplace(p
     let (base, _rx) = start_receiver().await;
     w.endpoint(&format!("{base}/hooks"), None).await;
     for _ in 0..5 {
-        w.event("vendor.onboarded", json!({})).await;
+        w.event("vendor.ready", json!({})).await;
     }
     wstore::fan_out(&w.pool, 10, Duration::from_secs(3600))
         .await
@@ -882,8 +882,8 @@ async fn the_fanout_watermark_never_passes_an_event_another_relay_still_holds(po
     let w = world(pool).await;
     let (base, _rx) = start_receiver().await;
     w.endpoint(&format!("{base}/hooks"), None).await;
-    let held = w.event("vendor.onboarded", json!({})).await;
-    let after = w.event("vendor.onboarded", json!({})).await;
+    let held = w.event("vendor.ready", json!({})).await;
+    let after = w.event("vendor.ready", json!({})).await;
 
     // Another relay is in the middle of fanning out `held`: it holds the row's lock.
     let mut other = w.pool.begin().await.expect("begin");
@@ -945,7 +945,7 @@ async fn run_delivers_in_the_background_and_stops_when_cancelled(pool: PgPool) {
         let shutdown = shutdown.clone();
         async move { relay.run(shutdown).await }
     });
-    let event = w.event("vendor.onboarded", json!({})).await;
+    let event = w.event("vendor.ready", json!({})).await;
 
     // Poll, with a bound, for the background loop to deliver.
     let mut delivered = false;
@@ -964,4 +964,220 @@ async fn run_delivers_in_the_background_and_stops_when_cancelled(pool: PgPool) {
         .await
         .expect("the loop ends after cancellation")
         .expect("no panic");
+}
+
+fn signatures(received: &Received) -> usize {
+    received.headers["webhook-signature"]
+        .to_str()
+        .expect("ascii")
+        .split_ascii_whitespace()
+        .count()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn during_a_rotation_overlap_either_secret_verifies_and_after_it_only_the_new_one(
+    pool: PgPool,
+) {
+    let w = world(pool).await;
+    let (base, rx) = start_receiver().await;
+    let (endpoint, old) = w.endpoint(&format!("{base}/hooks"), None).await;
+    let mut conn = w.pool.acquire().await.expect("conn");
+    let rotated = wstore::rotate_secret(
+        &mut conn,
+        &w.keyring,
+        w.marketplace,
+        endpoint,
+        wstore::DEFAULT_OVERLAP,
+    )
+    .await
+    .expect("rotate")
+    .expect("the endpoint exists");
+    let expires = rotated.previous_expires_at.expect("an overlap");
+    assert!(expires > Utc::now() + chrono::Duration::hours(23));
+    let new = WebhookSecret::from_secret_string(&rotated.secret).expect("whsec secret");
+    let shown = wstore::get_endpoint(&mut conn, w.marketplace, endpoint)
+        .await
+        .expect("get")
+        .expect("endpoint");
+    assert_eq!(shown.previous_secret_expires_at, Some(expires));
+    assert!(shown.secret_rotated_at.is_some());
+
+    w.event("vendor.ready", json!({"n": 1})).await;
+    assert_eq!(w.relay().tick_once().await.expect("tick").delivered, 1);
+    let during = rx.received().remove(0);
+    assert_eq!(signatures(&during), 2);
+    assert_verifies(&during, &new);
+    assert_verifies(&during, &old);
+
+    assert!(
+        wstore::end_secret_overlap(&mut conn, w.marketplace, endpoint)
+            .await
+            .expect("end overlap")
+    );
+    w.event("vendor.ready", json!({"n": 2})).await;
+    assert_eq!(w.relay().tick_once().await.expect("tick").delivered, 1);
+    let after = rx.received().remove(1);
+    assert_eq!(signatures(&after), 1);
+    assert_verifies(&after, &new);
+    assert_eq!(
+        verify(
+            &after.headers,
+            &after.body,
+            &old,
+            Utc::now(),
+            DEFAULT_TOLERANCE
+        ),
+        Err(webhooks::VerifyError::NoValidSignature)
+    );
+
+    // A rotation without overlap switches at once; an overlap longer than a week is refused.
+    let rotated = wstore::rotate_secret(
+        &mut conn,
+        &w.keyring,
+        w.marketplace,
+        endpoint,
+        Duration::ZERO,
+    )
+    .await
+    .expect("rotate")
+    .expect("endpoint");
+    assert_eq!(rotated.previous_expires_at, None);
+    let newest = WebhookSecret::from_secret_string(&rotated.secret).expect("whsec secret");
+    w.event("vendor.ready", json!({"n": 3})).await;
+    assert_eq!(w.relay().tick_once().await.expect("tick").delivered, 1);
+    let last = rx.received().remove(2);
+    assert_eq!(signatures(&last), 1);
+    assert_verifies(&last, &newest);
+    assert!(matches!(
+        wstore::rotate_secret(
+            &mut conn,
+            &w.keyring,
+            w.marketplace,
+            endpoint,
+            wstore::MAX_OVERLAP + Duration::from_secs(1),
+        )
+        .await,
+        Err(wstore::WebhookStoreError::OverlapTooLong)
+    ));
+    // Another marketplace's endpoint is not found.
+    let other = add_marketplace(&w.pool, "Another market").await;
+    assert!(
+        wstore::rotate_secret(
+            &mut conn,
+            &w.keyring,
+            other,
+            endpoint,
+            wstore::DEFAULT_OVERLAP
+        )
+        .await
+        .expect("rotate")
+        .is_none()
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_disabled_endpoint_gets_no_new_deliveries_and_a_deleted_one_loses_its_pending_ones(
+    pool: PgPool,
+) {
+    let w = world(pool).await;
+    let (base, rx) = start_receiver().await;
+    let (disabled, _) = w.endpoint(&format!("{base}/disabled"), None).await;
+    let (deleted, _) = w.endpoint(&format!("{base}/deleted"), None).await;
+    let (kept, _) = w.endpoint(&format!("{base}/kept"), None).await;
+    let mut conn = w.pool.acquire().await.expect("conn");
+    w.event("vendor.ready", json!({"n": 1})).await;
+    wstore::fan_out(&w.pool, 10, Duration::from_secs(3600))
+        .await
+        .expect("fan out");
+    assert!(
+        wstore::set_endpoint_enabled(&mut conn, w.marketplace, disabled, false, "maintenance")
+            .await
+            .expect("disable")
+    );
+    let gone = wstore::delete_endpoint(&mut conn, w.marketplace, deleted)
+        .await
+        .expect("delete")
+        .expect("it existed");
+    assert_eq!(
+        gone,
+        wstore::DeletedEndpoint {
+            pending: 1,
+            deliveries: 1
+        }
+    );
+    // Its secret went with it.
+    assert!(
+        wstore::endpoint_secret(&mut conn, &w.keyring, deleted)
+            .await
+            .expect("secret")
+            .is_none()
+    );
+    assert!(
+        wstore::get_endpoint(&mut conn, w.marketplace, deleted)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        wstore::delete_endpoint(&mut conn, w.marketplace, deleted)
+            .await
+            .expect("delete again")
+            .is_none()
+    );
+
+    // A new event after the change reaches only the enabled endpoint.
+    w.event("vendor.ready", json!({"n": 2})).await;
+    let report = w.relay().tick_once().await.expect("tick");
+    assert_eq!(report.deliveries_created, 1);
+    assert_eq!(report.swept, 1, "the disabled endpoint's pending delivery");
+    assert_eq!(report.delivered, 2);
+    let paths: Vec<String> = rx.received().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, vec!["/kept".to_owned(), "/kept".to_owned()]);
+    let by_endpoint = |id| DeliveryFilter {
+        endpoint_id: Some(id),
+        ..DeliveryFilter::default()
+    };
+    let on_disabled = w.deliveries(by_endpoint(disabled)).await;
+    assert_eq!(on_disabled.len(), 1);
+    assert_eq!(on_disabled[0].status, "dead");
+    assert!(w.deliveries(by_endpoint(deleted)).await.is_empty());
+    assert_eq!(w.deliveries(by_endpoint(kept)).await.len(), 2);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_event_filter_naming_an_unknown_type_is_refused_and_a_filter_can_be_changed(
+    pool: PgPool,
+) {
+    let w = world(pool).await;
+    let (base, rx) = start_receiver().await;
+    let mut conn = w.pool.acquire().await.expect("conn");
+    let unknown = vec!["vendor.ready".to_owned(), "vendor.redy".to_owned()];
+    assert!(matches!(
+        wstore::create_endpoint(&mut conn, &w.keyring, w.marketplace, &format!("{base}/x"), Some(&unknown)).await,
+        Err(wstore::WebhookStoreError::UnknownEventTypes(names)) if names == ["vendor.redy"]
+    ));
+    assert!(
+        wstore::list_endpoints(&mut conn, w.marketplace)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let (endpoint, _) = w
+        .endpoint(&format!("{base}/hooks"), Some(&["charge.succeeded"]))
+        .await;
+    assert!(matches!(
+        wstore::set_event_types(&mut conn, w.marketplace, endpoint, Some(&unknown)).await,
+        Err(wstore::WebhookStoreError::UnknownEventTypes(_))
+    ));
+    let ready = vec!["vendor.ready".to_owned()];
+    assert!(
+        wstore::set_event_types(&mut conn, w.marketplace, endpoint, Some(&ready))
+            .await
+            .expect("set")
+    );
+    w.event("charge.succeeded", json!({})).await;
+    w.event("vendor.ready", json!({})).await;
+    assert_eq!(w.relay().tick_once().await.expect("tick").delivered, 1);
+    let body: Value = serde_json::from_slice(&rx.received()[0].body).expect("json");
+    assert_eq!(body["type"], "vendor.ready");
 }

@@ -79,7 +79,7 @@ impl ActionError {
         ActionError::Internal(Box::new(error))
     }
 
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         ActionError::Invalid {
             field,
             message: message.into(),
@@ -213,15 +213,17 @@ pub(crate) struct Done {
     pub(crate) audit_id: i64,
 }
 
-struct Audit<'a> {
-    action: &'a str,
-    target_kind: &'a str,
-    target_id: Option<Uuid>,
-    reason: Option<&'a str>,
-    data: Option<Value>,
+/// An audit entry to write with an action (or, refused, after it).
+pub(crate) struct Audit<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) target_kind: &'a str,
+    pub(crate) target_id: Option<Uuid>,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) data: Option<Value>,
 }
 
-async fn append(
+/// Appends `audit` on `conn` (the action's transaction) with its result and detail.
+pub(crate) async fn append(
     conn: &mut PgConnection,
     who: &Operator,
     audit: &Audit<'_>,
@@ -249,7 +251,8 @@ async fn append(
 }
 
 /// Audits a refusal (after the action's transaction rolled back) and returns the error.
-async fn refused(
+/// Audits a refused action (after its transaction was rolled back) and gives the error back.
+pub(crate) async fn refused(
     pool: &PgPool,
     who: &Operator,
     audit: &Audit<'_>,

@@ -40,7 +40,7 @@ fn operator(caller: &Caller) -> Operator {
 }
 
 /// Viewers and operators read; backend tokens are for the marketplace API.
-fn reader(caller: &Caller) -> Result<Operator, ApiError> {
+pub(super) fn reader(caller: &Caller) -> Result<Operator, ApiError> {
     match caller.0.role {
         Role::Viewer | Role::Operator => Ok(operator(caller)),
         Role::Backend => Err(ApiError::Forbidden(
@@ -50,14 +50,14 @@ fn reader(caller: &Caller) -> Result<Operator, ApiError> {
 }
 
 /// Only operators act.
-fn actor(caller: &Caller) -> Result<Operator, ApiError> {
+pub(super) fn actor(caller: &Caller) -> Result<Operator, ApiError> {
     match caller.0.role {
         Role::Operator => Ok(operator(caller)),
         _ => Err(ApiError::Forbidden("only an operator token may act")),
     }
 }
 
-fn action_error(error: ActionError, lang: Lang) -> ApiError {
+pub(super) fn action_error(error: ActionError, lang: Lang) -> ApiError {
     match error {
         ActionError::Invalid { field, message } => {
             let problem = if field == "reason" {
@@ -98,7 +98,7 @@ impl From<store::webhooks::WebhookStoreError> for ApiError {
     }
 }
 
-fn parse_uuid(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
+pub(super) fn parse_uuid(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(text).map_err(|_| ApiError::NotFound(what))
 }
 
@@ -1137,50 +1137,6 @@ pub(crate) async fn supply_api_keys(
 }
 
 // ----- Webhooks. -----
-
-/// A webhook endpoint with its backlog.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AdminEndpoint {
-    id: Uuid,
-    url: String,
-    /// `null`: every event type.
-    event_types: Option<Vec<String>>,
-    enabled: bool,
-    disabled_reason: Option<String>,
-    pending: i64,
-    dead: i64,
-}
-
-/// List the marketplace's webhook endpoints with their pending and dead deliveries.
-#[utoipa::path(get, path = "/v1/admin/webhooks/endpoints", tag = "admin",
-    responses((status = 200, body = Vec<AdminEndpoint>)),
-    security(("bearer" = [])))]
-pub(crate) async fn list_endpoints(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Vec<AdminEndpoint>>, ApiError> {
-    let who = reader(&caller)?;
-    let mut conn = state.pool.acquire().await?;
-    let endpoints = store::webhooks::list_endpoints(&mut conn, who.marketplace_id).await?;
-    let backlog = store::admin::delivery_backlog(&mut conn, who.marketplace_id).await?;
-    Ok(Json(
-        endpoints
-            .into_iter()
-            .map(|e| {
-                let counts = backlog.iter().find(|(id, _, _)| *id == e.id);
-                AdminEndpoint {
-                    id: e.id,
-                    url: e.url,
-                    event_types: e.event_types,
-                    enabled: e.enabled,
-                    disabled_reason: e.disabled_reason,
-                    pending: counts.map(|c| c.1).unwrap_or(0),
-                    dead: counts.map(|c| c.2).unwrap_or(0),
-                }
-            })
-            .collect(),
-    ))
-}
 
 /// A delivery of an event to an endpoint.
 #[derive(Debug, Serialize, ToSchema)]

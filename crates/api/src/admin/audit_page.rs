@@ -21,6 +21,7 @@ fn target(row: &AuditRow) -> Markup {
             html! { "vendor " a href={ "/admin/vendors/" (id) } { (short(id)) } }
         }
         ("delivery", Some(id)) => html! { "delivery " (short(id)) },
+        ("endpoint", Some(id)) => html! { "webhook endpoint " (short(id)) },
         (kind, _) => html! { (kind) },
     }
 }

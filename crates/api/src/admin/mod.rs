@@ -13,6 +13,7 @@
 mod actions;
 mod api;
 mod audit_page;
+mod endpoints;
 mod filters;
 mod i18n;
 mod runs_pages;
@@ -110,7 +111,18 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::list_vendors))
         .routes(routes!(api::get_vendor))
         .routes(routes!(api::supply_api_keys))
-        .routes(routes!(api::list_endpoints))
+        .routes(routes!(
+            endpoints::list_endpoints,
+            endpoints::create_endpoint
+        ))
+        .routes(routes!(
+            endpoints::get_endpoint,
+            endpoints::update_endpoint,
+            endpoints::delete_endpoint
+        ))
+        .routes(routes!(endpoints::disable_endpoint))
+        .routes(routes!(endpoints::enable_endpoint))
+        .routes(routes!(endpoints::rotate_secret))
         .routes(routes!(api::list_deliveries))
         .routes(routes!(api::replay_delivery))
         .routes(routes!(api::list_audit))

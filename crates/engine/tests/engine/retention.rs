@@ -143,7 +143,7 @@ async fn webhooks(pool: &PgPool, marketplace_id: Uuid) -> Webhooks {
         &keyring,
         marketplace_id,
         "https://hooks.example.com/vendorflow",
-        Some(&["wanted".to_owned()]),
+        Some(&["vendor.ready".to_owned()]),
     )
     .await
     .unwrap();
@@ -164,22 +164,22 @@ async fn webhooks(pool: &PgPool, marketplace_id: Uuid) -> Webhooks {
         id
     };
     let webhooks = Webhooks {
-        unsent: event("unwanted").await,
+        unsent: event("charge.failed").await,
         finished: [
-            event("wanted").await,
-            event("wanted").await,
-            event("wanted").await,
+            event("vendor.ready").await,
+            event("vendor.ready").await,
+            event("vendor.ready").await,
         ],
-        pending: event("wanted").await,
-        recent: event("wanted").await,
-        young: event("unwanted").await,
+        pending: event("vendor.ready").await,
+        recent: event("vendor.ready").await,
+        young: event("charge.failed").await,
         not_fanned_out: Uuid::nil(),
     };
     let fanned = store::webhooks::fan_out(pool, 100, Duration::from_secs(3600))
         .await
         .unwrap();
     assert_eq!((fanned.events, fanned.deliveries), (7, 5));
-    let not_fanned_out = event("wanted").await;
+    let not_fanned_out = event("vendor.ready").await;
 
     let delivered = "UPDATE vendorflow.webhook_deliveries
                      SET status = 'delivered', delivered_at = now(), next_attempt_at = NULL
