@@ -156,7 +156,12 @@ fn close(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
                     utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
                 ));
             }
-            for property in object.properties.values_mut() {
+            for (name, property) in object.properties.iter_mut() {
+                if name == "reason"
+                    && let RefOr::T(Schema::Object(reason)) = property
+                {
+                    describe_reason(reason);
+                }
                 close(property, refs);
             }
         }
@@ -191,6 +196,17 @@ fn close(schema: &mut RefOr<Schema>, refs: &mut Vec<String>) {
         RefOr::T(Schema::AnyOf(any_of)) => any_of.items.iter_mut().for_each(|s| close(s, refs)),
         RefOr::T(_) => {}
     }
+}
+
+/// An operator's reason (`admin::actions::check_reason`): 1–500 characters once trimmed, not
+/// blank, no control character at all.
+const REASON_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+fn describe_reason(reason: &mut utoipa::openapi::schema::Object) {
+    reason.pattern = Some(REASON_PATTERN.to_owned());
+    reason.min_length = Some(1);
+    reason.max_length = Some(500);
 }
 
 /// Text the API stores refuses the control characters PostgreSQL and people cannot use
@@ -258,9 +274,21 @@ fn complete_operation(path: &str, method: &str, operation: &mut Operation) {
                     .to_owned(),
             );
         }
+        // An operator's reason is never optional (`admin::actions::check_reason`).
+        if matches!(parameter.parameter_in, ParameterIn::Query)
+            && parameter.name == "reason"
+            && let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+        {
+            describe_reason(object);
+            object.schema_type = utoipa::openapi::schema::SchemaType::Type(Type::String);
+            parameter.required = utoipa::openapi::Required::True;
+        }
         // `?status=` is no status (`extract::Query` and the dashboard's filters leave empty
-        // parameters out): OpenAPI says so with `allowEmptyValue`, which utoipa does not model.
-        if matches!(parameter.parameter_in, ParameterIn::Query) {
+        // optional parameters out): OpenAPI says so with `allowEmptyValue`, which utoipa does
+        // not model.
+        if matches!(parameter.parameter_in, ParameterIn::Query)
+            && !matches!(parameter.required, utoipa::openapi::Required::True)
+        {
             parameter
                 .extensions
                 .get_or_insert_with(Default::default)

@@ -30,17 +30,9 @@ impl From<engine::EngineError> for ApiError {
             // A signal its workflow never waits for: the run cannot take it (the name itself is
             // one the document lists, so the request is well formed).
             EngineError::UnknownSignal { .. } => ApiError::Conflict(error.to_string()),
-            EngineError::UnknownStep {
-                ref workflow,
-                ref step,
-            } => field_error(
-                "step",
-                domain::errors::FieldProblem::new(
-                    "unknown_step",
-                    format!("The workflow `{workflow}` has no step `{step}`."),
-                    format!("בתהליך `{workflow}` אין שלב `{step}`."),
-                ),
-            ),
+            // A step the document lists, which this run's workflow lacks: the run cannot
+            // resume from it.
+            EngineError::UnknownStep { .. } => ApiError::Conflict(error.to_string()),
             EngineError::ReasonRequired => {
                 field_error("reason", domain::errors::FieldProblem::required())
             }

@@ -172,6 +172,32 @@ pub(crate) fn json_object() -> RefOr<Schema> {
         .into()
 }
 
+/// The steps of the workflows in `workflows/` (a test keeps the two the same): what a resume
+/// may start from. A step the run's own workflow lacks answers 409.
+pub(crate) const STEPS: [&str; 10] = [
+    "create_organization",
+    "capture_api_keys",
+    "open_terminal",
+    "await_terminal_approval",
+    "mark_ready",
+    "check_vendor",
+    "await_vendor_ready",
+    "charge",
+    "conclude",
+    "issue_document",
+];
+
+/// A step's name.
+pub(crate) fn step_name() -> Object {
+    words(
+        STEPS,
+        "A step of the workflows: onboarding `create_organization`, `capture_api_keys`, \
+         `open_terminal`, `await_terminal_approval`, `mark_ready`; charges and documents \
+         `check_vendor`, `await_vendor_ready`, then `charge` and `conclude`, or \
+         `issue_document`. One the run's workflow lacks answers 409.",
+    )
+}
+
 /// The bank codes `domain::bank` accepts.
 pub(crate) fn bank_code() -> Object {
     ObjectBuilder::new()
@@ -258,6 +284,32 @@ mod tests {
         let mut signals: Vec<String> = SIGNALS.iter().map(|s| (*s).to_owned()).collect();
         signals.sort();
         assert_eq!(waits, signals);
+    }
+
+    #[test]
+    fn the_steps_are_the_steps_of_the_workflows() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+        let mut steps: Vec<String> = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("workflows/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|ext| ext == "toml") {
+                let text = std::fs::read_to_string(&path).expect("readable");
+                let mut in_step = false;
+                for line in text.lines().map(str::trim) {
+                    if line.starts_with('[') {
+                        in_step = line == "[[steps]]";
+                    } else if in_step && let Some(rest) = line.strip_prefix("name = \"") {
+                        steps.push(rest.trim_end_matches('"').to_owned());
+                    }
+                }
+            }
+        }
+        steps.sort();
+        steps.dedup();
+        let mut listed: Vec<String> = STEPS.iter().map(|s| (*s).to_owned()).collect();
+        listed.sort();
+        listed.dedup();
+        assert_eq!(steps, listed);
     }
 
     #[test]

@@ -169,6 +169,12 @@ fn validate_event_types(event_types: Option<&[String]>) -> Result<(), WebhookSto
                 "an event type is blank",
             ));
         }
+        let distinct: std::collections::BTreeSet<&String> = types.iter().collect();
+        if distinct.len() != types.len() {
+            return Err(WebhookStoreError::InvalidEventTypes(
+                "an event type is listed twice",
+            ));
+        }
         let unknown = domain::webhook_events::unknown_types(types);
         if !unknown.is_empty() {
             return Err(WebhookStoreError::UnknownEventTypes(unknown));

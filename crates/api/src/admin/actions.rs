@@ -119,8 +119,10 @@ impl From<engine::EngineError> for ActionError {
             EngineError::RunEnded(..) | EngineError::Transition(_) => {
                 ActionError::Refused(error.to_string())
             }
-            EngineError::UnknownStep { .. } => ActionError::invalid("step", error.to_string()),
-            EngineError::UnknownSignal { .. } => ActionError::invalid("signal", error.to_string()),
+            // The name is one the document lists; this run's workflow has no such step.
+            EngineError::UnknownStep { .. } => ActionError::Refused(error.to_string()),
+            // The name is one the document lists; this run's workflow never waits for it.
+            EngineError::UnknownSignal { .. } => ActionError::Refused(error.to_string()),
             EngineError::ReasonRequired => ActionError::invalid("reason", "a reason is required"),
             EngineError::Database(error) => ActionError::from(error),
             other => ActionError::internal(other),
@@ -131,13 +133,19 @@ impl From<engine::EngineError> for ActionError {
 /// The longest reason kept.
 const MAX_REASON_CHARS: usize = 500;
 
-/// A reason, trimmed; refused when missing, blank or too long.
+/// A reason, trimmed; refused when missing, blank, too long or holding a control character.
 pub(crate) fn check_reason(reason: Option<&str>) -> Result<String, ActionError> {
     let reason = reason.map(str::trim).unwrap_or_default();
     if reason.is_empty() {
         return Err(ActionError::invalid(
             "reason",
             "a reason is required: say why, it is kept in the audit log and the run's history",
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(ActionError::invalid(
+            "reason",
+            "the reason holds control characters (line breaks and tabs too): write it on one line",
         ));
     }
     if reason.chars().count() > MAX_REASON_CHARS {
@@ -175,14 +183,41 @@ impl RunAction {
 
     fn check(&self) -> Result<(), ActionError> {
         match self {
-            RunAction::ResumeFrom(step) if step.trim().is_empty() => Err(ActionError::invalid(
-                "step",
-                "choose the step to resume from",
+            RunAction::ResumeFrom(step) if !crate::schemas::STEPS.contains(&step.as_str()) => {
+                Err(ActionError::invalid(
+                    "step",
+                    format!(
+                        "choose the step to resume from, one of {}",
+                        crate::schemas::STEPS.join(", ")
+                    ),
+                ))
+            }
+            RunAction::Signal(name, _) if !crate::schemas::SIGNALS.contains(&name.as_str()) => {
+                Err(ActionError::invalid(
+                    "name",
+                    format!(
+                        "the signal must be one of {}",
+                        crate::schemas::SIGNALS.join(", ")
+                    ),
+                ))
+            }
+            RunAction::Signal(_, payload) if !payload.is_object() => Err(ActionError::invalid(
+                "payload",
+                "the payload must be a JSON object",
             )),
-            RunAction::Signal(name, _) if !valid_signal_name(name) => Err(ActionError::invalid(
-                "signal",
-                "the signal name must be 1 to 64 characters of a-z, 0-9 and _",
-            )),
+            RunAction::Signal(_, payload) => {
+                match domain::input::payload_too_deep(payload, "payload").first() {
+                    Some(error) => Err(ActionError::invalid(
+                        "payload",
+                        format!(
+                            "a payload holds scalars, or arrays and objects of scalars: `{}` \
+                             is nested deeper",
+                            error.field
+                        ),
+                    )),
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -195,13 +230,6 @@ impl RunAction {
             _ => None,
         }
     }
-}
-
-fn valid_signal_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// What a done action reports.
@@ -768,9 +796,26 @@ mod tests {
     #[test]
     fn signal_names_are_checked_before_anything_is_written() {
         assert!(
-            RunAction::Signal("terminal_approved".into(), Value::Null)
+            RunAction::Signal("terminal_approved".into(), json!({}))
                 .check()
                 .is_ok()
+        );
+        // A signal the workflows never wait for, a payload that is not an object, or one
+        // nested too deep, are refused before anything is written.
+        assert!(
+            RunAction::Signal("not_a_signal".into(), json!({}))
+                .check()
+                .is_err()
+        );
+        assert!(
+            RunAction::Signal("terminal_approved".into(), Value::Null)
+                .check()
+                .is_err()
+        );
+        assert!(
+            RunAction::Signal("terminal_approved".into(), json!({"a": {"b": [1]}}))
+                .check()
+                .is_err()
         );
         assert!(
             RunAction::Signal("Terminal-Approved".into(), Value::Null)

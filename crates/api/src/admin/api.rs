@@ -60,7 +60,7 @@ pub(super) fn actor(caller: &Caller) -> Result<Operator, ApiError> {
 pub(super) fn action_error(error: ActionError, lang: Lang) -> ApiError {
     match error {
         ActionError::Invalid { field, message } => {
-            let problem = if field == "reason" {
+            let problem = if field == "reason" && message.starts_with("a reason is required") {
                 FieldProblem::new(
                     "reason_required",
                     message,
@@ -372,7 +372,7 @@ pub(crate) struct ReasonBody {
 #[allow(dead_code, reason = "documents the body; it is read from JSON by hand")]
 pub(crate) struct ResumeFromBody {
     /// The step to resume from, a step of the run's pinned definition.
-    #[schema(example = "open_terminal")]
+    #[schema(schema_with = crate::schemas::step_name)]
     step: String,
     /// Why, 1–500 characters.
     reason: String,
@@ -385,7 +385,8 @@ pub(crate) struct SignalBody {
     /// Why, 1–500 characters.
     #[schema(example = "approved by the acquirer by phone")]
     reason: String,
-    /// An optional JSON payload handed to the run (redacted in history).
+    /// A JSON object handed to the run (redacted in history); `{}` when absent.
+    #[schema(schema_with = crate::schemas::json_object)]
     payload: Option<Value>,
 }
 
@@ -455,8 +456,8 @@ pub(crate) async fn retry_now(
     responses((status = 200, body = ActionResult),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
-              (status = 409, description = "The action does not apply to the run's status", content_type = "application/problem+json"),
-              (status = 422, description = "The reason or step is missing or unknown", content_type = "application/problem+json")),
+              (status = 409, description = "The action does not apply to the run's status, or the run's workflow has no such step", content_type = "application/problem+json"),
+              (status = 422, description = "The reason is missing, or the step is not one the document lists", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn resume_from(
     State(state): State<AppState>,
@@ -564,14 +565,13 @@ pub(crate) async fn resume(
 
 /// Send a signal to the run (e.g. `terminal_approved`) as an operator.
 #[utoipa::path(post, path = "/v1/admin/runs/{id}/signals/{name}", tag = "admin",
-    params(("id" = Uuid, Path, description = "The run's id"),
-           ("name" = String, Path, description = "The signal's name")),
+    params(crate::routes::runs::SignalPath),
     request_body = SignalBody,
     responses((status = 200, body = ActionResult),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such run in your marketplace", content_type = "application/problem+json"),
-              (status = 409, description = "The run has ended", content_type = "application/problem+json"),
-              (status = 422, description = "The reason is missing, or the workflow never waits for this signal", content_type = "application/problem+json")),
+              (status = 409, description = "The run has ended, or its workflow never waits for this signal", content_type = "application/problem+json"),
+              (status = 422, description = "The reason is missing, the signal is not one the document lists, or the payload is not an object of scalars (or of arrays and objects of scalars)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn signal(
     State(state): State<AppState>,
@@ -599,22 +599,65 @@ pub(crate) async fn signal(
 // ----- Bulk. -----
 
 /// The filter of a bulk dry run, as in `GET /v1/admin/runs`; `status` is required and must be
-/// one the action applies to.
-#[derive(Debug, Deserialize, ToSchema)]
+/// one the action applies to (the document says which with `if`/`then`/`else`).
+#[derive(Debug)]
+pub(crate) struct BulkFilterBody;
+
+/// The members of [`BulkFilterBody`].
+#[derive(Debug, ToSchema)]
 #[allow(dead_code, reason = "documents the body; it is read from JSON by hand")]
-pub(crate) struct BulkFilterBody {
+struct BulkFilterFields {
     /// `retry` (failed or pending runs) or `cancel` (paused, waiting, pending or running runs).
-    #[schema(example = "retry")]
-    action: String,
-    #[schema(example = "failed")]
+    #[schema(inline)]
+    action: BulkAction,
+    #[schema(schema_with = crate::schemas::run_status)]
     status: String,
+    #[schema(min_length = 1)]
     workflow: Option<String>,
+    #[schema(min_length = 1)]
     step: Option<String>,
     /// A vendor id or external id.
+    #[schema(min_length = 1)]
     vendor: Option<String>,
-    created_from: Option<String>,
-    created_to: Option<String>,
+    created_from: Option<DateTime<Utc>>,
+    created_to: Option<DateTime<Utc>>,
+    #[schema(minimum = 1, maximum = 525_600)]
     stuck_minutes: Option<i32>,
+}
+
+impl utoipa::PartialSchema for BulkFilterBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let mut schema = BulkFilterFields::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            let statuses = |kind: BulkKind| serde_json::json!({"properties": {"status": {"enum": kind.statuses()}}});
+            object
+                .extensions
+                .get_or_insert_with(Default::default)
+                .extend([
+                    (
+                        "if".to_owned(),
+                        serde_json::json!({"properties": {"action": {"const": "retry"}},
+                                       "required": ["action"]}),
+                    ),
+                    ("then".to_owned(), statuses(BulkKind::Retry)),
+                    ("else".to_owned(), statuses(BulkKind::Cancel)),
+                ]);
+        }
+        schema
+    }
+}
+
+impl ToSchema for BulkFilterBody {}
+
+/// A bulk action.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the body")]
+pub(crate) enum BulkAction {
+    Retry,
+    Cancel,
 }
 
 /// What a bulk action would touch.
@@ -631,11 +674,23 @@ pub(crate) struct DryRunView {
     run_ids: Vec<Uuid>,
 }
 
-fn field_text(body: &Value, name: &str) -> Option<String> {
-    match body.get(name)? {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
+/// A member of a bulk filter: absent or null is no filter; `stuck_minutes` is a whole number,
+/// the others non-empty text. Anything else is a 422 naming the member.
+fn field_text(body: &Value, name: &'static str, lang: Lang) -> Result<Option<String>, ApiError> {
+    let wrong = |en: &str, he: &str| {
+        ApiError::Validation(
+            ValidationErrors::new(vec![FieldProblem::invalid_type(en, he).at(name)]),
+            lang,
+        )
+    };
+    match (name, body.get(name)) {
+        (_, None | Some(Value::Null)) => Ok(None),
+        ("stuck_minutes", Some(Value::Number(number))) if number.is_i64() => {
+            Ok(Some(number.to_string()))
+        }
+        ("stuck_minutes", Some(_)) => Err(wrong("a whole number", "מספר שלם")),
+        (_, Some(Value::String(text))) if !text.is_empty() => Ok(Some(text.clone())),
+        _ => Err(wrong("non-empty text", "טקסט שאינו ריק")),
     }
 }
 
@@ -675,13 +730,13 @@ pub(crate) async fn bulk_dry_run(
     known_members(&body, &BULK_FILTER_SHAPE, lang)?;
     let kind = bulk_kind(&body, lang)?;
     let query = RunsQuery {
-        workflow: field_text(&body, "workflow"),
-        status: field_text(&body, "status"),
-        step: field_text(&body, "step"),
-        vendor: field_text(&body, "vendor"),
-        created_from: field_text(&body, "created_from"),
-        created_to: field_text(&body, "created_to"),
-        stuck_minutes: field_text(&body, "stuck_minutes"),
+        workflow: field_text(&body, "workflow", lang)?,
+        status: field_text(&body, "status", lang)?,
+        step: field_text(&body, "step", lang)?,
+        vendor: field_text(&body, "vendor", lang)?,
+        created_from: field_text(&body, "created_from", lang)?,
+        created_to: field_text(&body, "created_to", lang)?,
+        stuck_minutes: field_text(&body, "stuck_minutes", lang)?,
         ..RunsQuery::default()
     };
     let mut conn = state.pool.acquire().await?;
@@ -702,9 +757,10 @@ pub(crate) async fn bulk_dry_run(
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code, reason = "documents the body; it is read from JSON by hand")]
 pub(crate) struct BulkBody {
-    /// `retry` or `cancel`.
-    action: String,
-    /// Exactly the runs to act on (the dry run's `run_ids`), at most 500.
+    #[schema(inline)]
+    action: BulkAction,
+    /// Exactly the runs to act on (the dry run's `run_ids`), 1 to 500.
+    #[schema(min_items = 1, max_items = 500)]
     run_ids: Vec<Uuid>,
     /// Why, 1–500 characters.
     reason: String,
@@ -753,7 +809,15 @@ pub(crate) async fn bulk_apply(
                 .collect::<Option<Vec<Uuid>>>()
         })
         .unwrap_or(Some(Vec::new()))
-        .ok_or_else(|| ApiError::BadRequest("run_ids must be an array of uuids".to_owned()))?;
+        .ok_or_else(|| {
+            ApiError::Validation(
+                ValidationErrors::new(vec![
+                    FieldProblem::invalid_type("an array of run ids", "מערך של מזהי הרצות")
+                        .at("run_ids"),
+                ]),
+                lang,
+            )
+        })?;
     let reason = text(&body, "reason");
     let (batch_id, outcomes) = actions::bulk(&state.pool, &who, kind, &ids, reason.as_deref())
         .await
@@ -1080,11 +1144,13 @@ pub(crate) async fn get_vendor(
 #[allow(dead_code, reason = "documents the body; it is read from JSON by hand")]
 pub(crate) struct KeysBody {
     /// The organization's SUMIT CompanyID.
-    #[schema(example = 1234567)]
+    #[schema(example = 1234567, minimum = 1)]
     company_id: i64,
     /// The organization's APIKey (encrypted at once, never shown again).
+    #[schema(pattern = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$")]
     api_key: String,
     /// The organization's APIPublicKey.
+    #[schema(pattern = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$")]
     api_public_key: String,
     /// Why, 1–500 characters.
     reason: String,
@@ -1114,10 +1180,26 @@ pub(crate) async fn supply_api_keys(
     let id = parse_uuid(&id, "vendor")?;
     let secret = |name: &str| SecretString::from(text(&body, name).unwrap_or_default());
     let input = KeysInput {
-        company_id: field_text(&body, "company_id"),
+        // The organization's number, as the document types it: a JSON integer (anything else
+        // reaches the check below as missing and is refused there, naming the field).
+        company_id: body
+            .get("company_id")
+            .filter(|value| value.is_i64())
+            .map(Value::to_string),
         api_key: secret("api_key"),
         api_public_key: secret("api_public_key"),
-        resume: body.get("resume").and_then(Value::as_bool).unwrap_or(true),
+        resume: match body.get("resume") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(resume)) => *resume,
+            Some(_) => {
+                return Err(ApiError::Validation(
+                    ValidationErrors::new(vec![
+                        FieldProblem::invalid_type("true or false", "true או false").at("resume"),
+                    ]),
+                    lang,
+                ));
+            }
+        },
     };
     let reason = text(&body, "reason");
     let done = actions::supply_keys(
@@ -1170,6 +1252,7 @@ pub(crate) struct AdminDeliveryPage {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DeliveriesQuery {
     /// `pending`, `delivered` or `dead` (dead letters); any when absent.
+    #[param(inline, value_type = Option<DeliveryStatusFilter>)]
     status: Option<String>,
     /// Only this endpoint's.
     endpoint: Option<Uuid>,
@@ -1177,11 +1260,20 @@ pub(crate) struct DeliveriesQuery {
     before: Option<Uuid>,
 }
 
+/// A delivery's state, as a filter names it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the parameter; it is read as text")]
+pub(crate) enum DeliveryStatusFilter {
+    Pending,
+    Delivered,
+    Dead,
+}
+
 /// List webhook deliveries, newest first: attempts, last answer, dead letters.
 #[utoipa::path(get, path = "/v1/admin/webhooks/deliveries", tag = "admin", params(DeliveriesQuery),
     responses((status = 200, body = AdminDeliveryPage),
-              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
-              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
+              (status = 422, description = "A bad filter, named in `errors` (`invalid_parameter`, `invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_deliveries(
     State(state): State<AppState>,

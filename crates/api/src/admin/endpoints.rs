@@ -115,7 +115,11 @@ pub(crate) struct EndpointDeleted {
 pub(crate) struct CreateEndpointBody {
     /// Where deliveries are POSTed: `https://` (plain `http://` only where private addresses
     /// are allowed, in development), at most 2048 characters.
-    #[schema(example = "https://marketplace.example/hooks/vendorflow")]
+    #[schema(
+        example = "https://marketplace.example/hooks/vendorflow",
+        max_length = 2048,
+        pattern = r"^https?://[^\s\x00-\x1f\x7f-\x9f]+$"
+    )]
     url: String,
     /// Only these event types (at least one, each a name of the `webhooks` section); absent or
     /// `null`: every type.
@@ -129,8 +133,9 @@ pub(crate) struct CreateEndpointBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code, reason = "documents the body; it is read from JSON by hand")]
 pub(crate) struct UpdateEndpointBody {
-    /// The event types it receives from now on (at least one); `null`: every type.
-    #[schema(schema_with = event_types_schema)]
+    /// The event types it receives from now on (at least one); `null`: every type. Required:
+    /// give `null` to receive every type.
+    #[schema(schema_with = event_types_schema, required = true)]
     event_types: Option<Vec<String>>,
     /// Why, 1–500 characters; kept in the audit log.
     reason: String,
@@ -181,7 +186,7 @@ fn event_types_schema() -> utoipa::openapi::schema::Array {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct DeleteQuery {
-    /// Why, 1–500 characters; kept in the audit log.
+    /// Why, 1–500 characters; kept in the audit log. Required.
     reason: Option<String>,
 }
 

@@ -28,24 +28,39 @@ pub(crate) const STATUSES: [&str; 7] = [
 pub(crate) struct RunsQuery {
     /// Only this workflow, e.g. `vendor_onboarding`.
     pub(crate) workflow: Option<String>,
-    /// Only this status.
+    #[param(schema_with = crate::schemas::run_status_filter)]
     pub(crate) status: Option<String>,
     /// Only runs currently at this step.
     pub(crate) step: Option<String>,
     /// Only runs of this vendor: its id, or its external id.
     pub(crate) vendor: Option<String>,
-    /// Only runs created at or after this time (RFC 3339, or `YYYY-MM-DDTHH:MM` in UTC).
+    /// Only runs created at or after this time (RFC 3339; the dashboard's `YYYY-MM-DDTHH:MM`,
+    /// in UTC, is taken too).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub(crate) created_from: Option<String>,
     /// Only runs created before this time.
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub(crate) created_to: Option<String>,
     /// Only unfinished runs unchanged for longer than this many minutes.
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 525_600)]
     pub(crate) stuck_minutes: Option<String>,
     /// `newest` (default) or `oldest` first.
+    #[param(inline, value_type = Option<SortOrder>)]
     pub(crate) sort: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 200)]
     pub(crate) limit: Option<String>,
     /// The `next_cursor` of the previous page.
     pub(crate) cursor: Option<String>,
+}
+
+/// The order of a listing, as a query names it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code, reason = "documents the parameter; it is read as text")]
+pub(crate) enum SortOrder {
+    Newest,
+    Oldest,
 }
 
 /// The order of a listing.
