@@ -380,7 +380,6 @@ fn checked_reason(reason: Option<&str>, lang: Lang) -> Result<String, ApiError> 
 /// deliveries (never their secrets).
 #[utoipa::path(get, path = "/v1/admin/webhooks/endpoints", tag = "admin",
     responses((status = 200, body = Vec<EndpointView>),
-              (status = 401, description = "No token, or an unknown or revoked one", content_type = "application/problem+json"),
               (status = 403, description = "Not a viewer or operator token", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_endpoints(
@@ -405,7 +404,6 @@ pub(crate) async fn list_endpoints(
 #[utoipa::path(get, path = "/v1/admin/webhooks/endpoints/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "The endpoint's id")),
     responses((status = 200, body = EndpointView),
-              (status = 401, description = "No token, or an unknown or revoked one", content_type = "application/problem+json"),
               (status = 403, description = "Not a viewer or operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -429,9 +427,7 @@ pub(crate) async fn get_endpoint(
     request_body = CreateEndpointBody,
     responses((status = 201, body = EndpointWithSecret),
               (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
-              (status = 401, description = "No token, or an unknown or revoked one", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
-              (status = 415, description = "The body is not application/json", content_type = "application/problem+json"),
               (status = 422, description = "The URL, an event type (unknown ones are named), an unknown field or the reason is not acceptable", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn create_endpoint(
@@ -501,10 +497,8 @@ pub(crate) async fn create_endpoint(
     request_body = UpdateEndpointBody,
     responses((status = 200, body = EndpointActionResult),
               (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
-              (status = 401, description = "No token, or an unknown or revoked one", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
-              (status = 415, description = "The body is not application/json", content_type = "application/problem+json"),
               (status = 422, description = "An event type (unknown ones are named), an unknown field or the reason is not acceptable", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn update_endpoint(
@@ -618,11 +612,9 @@ async fn set_enabled(
     request_body = EndpointReasonBody,
     responses((status = 200, body = EndpointActionResult),
               (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
-              (status = 401, description = "No token, or an unknown or revoked one", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The endpoint is already disabled", content_type = "application/problem+json"),
-              (status = 415, description = "The body is not application/json", content_type = "application/problem+json"),
               (status = 422, description = "The reason is missing, or an unknown field", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn disable_endpoint(
@@ -641,11 +633,9 @@ pub(crate) async fn disable_endpoint(
     request_body = EndpointReasonBody,
     responses((status = 200, body = EndpointActionResult),
               (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
-              (status = 401, description = "No token, or an unknown or revoked one", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The endpoint is already enabled", content_type = "application/problem+json"),
-              (status = 415, description = "The body is not application/json", content_type = "application/problem+json"),
               (status = 422, description = "The reason is missing, or an unknown field", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn enable_endpoint(
@@ -664,7 +654,6 @@ pub(crate) async fn enable_endpoint(
     params(("id" = Uuid, Path, description = "The endpoint's id"), DeleteQuery),
     responses((status = 200, body = EndpointDeleted),
               (status = 400, description = "A malformed query", content_type = "application/problem+json"),
-              (status = 401, description = "No token, or an unknown or revoked one", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
               (status = 422, description = "The reason is missing", content_type = "application/problem+json")),
@@ -717,10 +706,8 @@ pub(crate) async fn delete_endpoint(
     request_body = RotateSecretBody,
     responses((status = 200, body = EndpointWithSecret),
               (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
-              (status = 401, description = "No token, or an unknown or revoked one", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
-              (status = 415, description = "The body is not application/json", content_type = "application/problem+json"),
               (status = 422, description = "The overlap is not 0–604800 seconds, an unknown field, or the reason is missing", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn rotate_secret(
