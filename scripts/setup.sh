@@ -71,8 +71,13 @@ if [ "$MODE" = test ]; then
   need_browser_bin CHROMEDRIVER /usr/bin/chromedriver chromium-driver chromedriver
 fi
 
-# The API contract check (scripts/contract/run.sh) runs schemathesis in a virtual environment.
+# The API contract check (scripts/contract/run.sh) runs schemathesis in a virtual environment,
+# and talks to the API it starts with curl.
 if [ "$MODE" = contract ]; then
+  if ! command -v curl >/dev/null 2>&1; then
+    packages+=(curl)
+    what+=("curl")
+  fi
   if ! command -v python3 >/dev/null 2>&1; then
     packages+=(python3 python3-venv)
     what+=("Python 3 with venv")
