@@ -106,6 +106,21 @@ async fn a_paused_onboarding_is_action_required_everywhere(pool: PgPool) {
 
     let (_, admin) = h.get("/v1/admin/vendors?q=seller-7", &h.a.viewer).await;
     assert_eq!(admin["vendors"][0]["state"], "action_required", "{admin}");
+    // The admin API filters by the same states it shows, as the dashboard does.
+    let (_, admin) = h
+        .get("/v1/admin/vendors?state=action_required", &h.a.viewer)
+        .await;
+    let listed: Vec<&str> = admin["vendors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["external_id"].as_str())
+        .collect();
+    assert!(listed.contains(&"seller-7"), "{admin}");
+    assert!(!listed.contains(&"seller-8"), "{admin}");
+    let (status, problem) = h.get("/v1/admin/vendors?state=pending", &h.a.viewer).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "state");
     let (_, admin) = h
         .get(&format!("/v1/admin/vendors/{vendor}"), &h.a.viewer)
         .await;

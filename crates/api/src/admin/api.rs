@@ -876,7 +876,8 @@ pub(crate) struct AdminVendorPage {
 pub(crate) struct VendorsQuery {
     /// An external id or corporate number (exact), or part of the legal name.
     q: Option<String>,
-    /// Only this onboarding state.
+    /// Only vendors in this state (the `state` the vendor resources show).
+    #[param(inline, value_type = Option<crate::routes::vendors::VendorStateName>)]
     state: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -885,8 +886,7 @@ pub(crate) struct VendorsQuery {
 /// List vendors, newest first.
 #[utoipa::path(get, path = "/v1/admin/vendors", tag = "admin", params(VendorsQuery),
     responses((status = 200, body = AdminVendorPage),
-              (status = 400, description = "A bad filter", content_type = "application/problem+json"),
-              (status = 422, description = "A query parameter holds a control character (`invalid_characters`)", content_type = "application/problem+json")),
+              (status = 422, description = "A bad filter, named in `errors` (`invalid_parameter`, `invalid_characters`)", content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_vendors(
     State(state): State<AppState>,
@@ -907,6 +907,25 @@ pub(crate) async fn list_vendors(
                 .ok_or_else(|| ApiError::invalid_parameter("cursor", "cursor is not valid"))
         })
         .transpose()?;
+    let wanted = query
+        .state
+        .as_deref()
+        .map(|text| {
+            domain::vendor_state::VendorState::parse(text).ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "state",
+                    format!(
+                        "state must be one of {}",
+                        domain::vendor_state::VendorState::ALL
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+        })
+        .transpose()?;
     const PAGE: usize = 50;
     let mut conn = state.pool.acquire().await?;
     let mut rows = store::admin::list_vendors(
@@ -914,8 +933,8 @@ pub(crate) async fn list_vendors(
         who.marketplace_id,
         &VendorFilter {
             search: query.q.filter(|q| !q.trim().is_empty()),
-            onboarding_state: query.state.filter(|s| !s.is_empty()),
-            state: None,
+            onboarding_state: None,
+            state: wanted.map(|state| state.as_str().to_owned()),
         },
         cursor,
         PAGE as i64 + 1,
