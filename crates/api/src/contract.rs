@@ -213,8 +213,6 @@ fn describe_reason(reason: &mut utoipa::openapi::schema::Object) {
 /// (`extract::JsonBody` and `extract::Query` answer 422 `invalid_characters`): a free string
 /// schema says so with a pattern. Strings with their own pattern, format or values say it
 /// themselves.
-const TEXT_PATTERN: &str = crate::schemas::TEXT;
-
 fn no_control_characters(object: &mut utoipa::openapi::schema::Object) {
     let is_string = matches!(
         &object.schema_type,
@@ -226,7 +224,7 @@ fn no_control_characters(object: &mut utoipa::openapi::schema::Object) {
         && object.format.is_none()
         && object.enum_values.is_none()
     {
-        object.pattern = Some(TEXT_PATTERN.to_owned());
+        object.pattern = Some(crate::schemas::TEXT.to_owned());
     }
 }
 

@@ -264,52 +264,56 @@ pub(crate) fn run_context() -> Object {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_signals_are_the_waits_of_the_workflows() {
+    /// The trimmed lines of every workflow definition in `workflows/`, each file's apart.
+    fn workflow_lines() -> Vec<Vec<String>> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
-        let mut waits: Vec<String> = Vec::new();
-        for entry in std::fs::read_dir(&dir).expect("workflows/") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|ext| ext == "toml") {
+        std::fs::read_dir(&dir)
+            .expect("workflows/")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .map(|path| {
                 let text = std::fs::read_to_string(&path).expect("readable");
-                for line in text.lines() {
-                    if let Some(rest) = line.trim().strip_prefix("wait = \"") {
-                        waits.push(rest.trim_end_matches('"').to_owned());
-                    }
+                text.lines().map(|line| line.trim().to_owned()).collect()
+            })
+            .collect()
+    }
+
+    /// The distinct values of `key = "…"` lines (inside `[[steps]]` tables only, when asked).
+    fn values_of(key: &str, only_in_steps: bool) -> Vec<String> {
+        let prefix = format!("{key} = \"");
+        let mut values = Vec::new();
+        for lines in workflow_lines() {
+            let mut in_step = false;
+            for line in lines {
+                if line.starts_with('[') {
+                    in_step = line == "[[steps]]";
+                } else if (in_step || !only_in_steps)
+                    && let Some(rest) = line.strip_prefix(&prefix)
+                {
+                    values.push(rest.trim_end_matches('"').to_owned());
                 }
             }
         }
-        waits.sort();
-        waits.dedup();
-        let mut signals: Vec<String> = SIGNALS.iter().map(|s| (*s).to_owned()).collect();
-        signals.sort();
-        assert_eq!(waits, signals);
+        values.sort();
+        values.dedup();
+        values
+    }
+
+    fn sorted(words: &[&str]) -> Vec<String> {
+        let mut words: Vec<String> = words.iter().map(|word| (*word).to_owned()).collect();
+        words.sort();
+        words.dedup();
+        words
+    }
+
+    #[test]
+    fn the_signals_are_the_waits_of_the_workflows() {
+        assert_eq!(values_of("wait", false), sorted(&SIGNALS));
     }
 
     #[test]
     fn the_steps_are_the_steps_of_the_workflows() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
-        let mut steps: Vec<String> = Vec::new();
-        for entry in std::fs::read_dir(&dir).expect("workflows/") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|ext| ext == "toml") {
-                let text = std::fs::read_to_string(&path).expect("readable");
-                let mut in_step = false;
-                for line in text.lines().map(str::trim) {
-                    if line.starts_with('[') {
-                        in_step = line == "[[steps]]";
-                    } else if in_step && let Some(rest) = line.strip_prefix("name = \"") {
-                        steps.push(rest.trim_end_matches('"').to_owned());
-                    }
-                }
-            }
-        }
-        steps.sort();
-        steps.dedup();
-        let mut listed: Vec<String> = STEPS.iter().map(|s| (*s).to_owned()).collect();
-        listed.sort();
-        listed.dedup();
-        assert_eq!(steps, listed);
+        assert_eq!(values_of("name", true), sorted(&STEPS));
     }
 
     #[test]

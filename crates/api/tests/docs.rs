@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -225,18 +223,7 @@ async fn the_reference_draws_marketplace_operations_first_and_loads_nothing_from
         .click(&format!("{charge} .opblock-summary-control"))
         .await;
     let body = format!("{charge} .opblock-body");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let text = browser.text(&body).await;
-        if text.contains("single_use_token") {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the charge's request fields never showed: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let text = browser.wait_for_text(&body, "single_use_token").await;
     for field in [
         "order_id",
         "amount_agorot",

@@ -108,7 +108,7 @@ fn text(body: &Value, name: &str) -> Option<String> {
 
 /// The members of each admin body, as its `ToSchema` type documents them; any other member is
 /// refused (`unknown_field`), all of them at once.
-const REASON_SHAPE: Shape = Shape::Object(&[("reason", Shape::Any)]);
+pub(crate) const REASON_SHAPE: Shape = Shape::Object(&[("reason", Shape::Any)]);
 const RESUME_FROM_SHAPE: Shape = Shape::Object(&[("step", Shape::Any), ("reason", Shape::Any)]);
 const SIGNAL_SHAPE: Shape = Shape::Object(&[("reason", Shape::Any), ("payload", Shape::Any)]);
 const BULK_FILTER_SHAPE: Shape = Shape::Object(&[
@@ -135,14 +135,21 @@ const KEYS_SHAPE: Shape = Shape::Object(&[
 ]);
 
 /// Refuses `body` with 422 if it is not an object, or names each member `shape` does not know.
-fn known_members(body: &Value, shape: &Shape, lang: Lang) -> Result<(), ApiError> {
-    let errors = if body.is_object() {
-        domain::input::unknown_members(body, shape, "")
-    } else {
-        vec![FieldProblem::invalid_type("a JSON object", "אובייקט JSON").at("")]
+pub(crate) fn known_members<'a>(
+    body: &'a Value,
+    shape: &Shape,
+    lang: Lang,
+) -> Result<&'a serde_json::Map<String, Value>, ApiError> {
+    let Some(members) = body.as_object() else {
+        let error = FieldProblem::invalid_type("a JSON object", "אובייקט JSON").at("");
+        return Err(ApiError::Validation(
+            ValidationErrors::new(vec![error]),
+            lang,
+        ));
     };
+    let errors = domain::input::unknown_members(body, shape, "");
     if errors.is_empty() {
-        Ok(())
+        Ok(members)
     } else {
         Err(ApiError::Validation(ValidationErrors::new(errors), lang))
     }

@@ -14,6 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use domain::errors::{FieldProblem, Lang, ValidationErrors};
+use domain::input::Shape;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -23,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::actions::{self, ActionError, Audit, Operator};
-use super::api::{action_error, actor, parse_uuid, reader};
+use super::api::{REASON_SHAPE, action_error, actor, known_members, parse_uuid, reader};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, Language};
@@ -197,29 +198,16 @@ fn invalid(lang: Lang, field: &str, code: &'static str, en: String, he: String) 
     )
 }
 
-/// The body's fields, refusing anything but an object of the `allowed` names.
-fn object<'a>(
-    body: &'a Value,
-    allowed: &[&str],
-    lang: Lang,
-) -> Result<&'a Map<String, Value>, ApiError> {
-    let Some(map) = body.as_object() else {
-        return Err(ApiError::BadRequest(
-            "the body must be a JSON object".to_owned(),
-        ));
-    };
-    let mut unknown = map.keys().filter(|k| !allowed.contains(&k.as_str()));
-    if let Some(first) = unknown.next() {
-        return Err(invalid(
-            lang,
-            first,
-            "unknown_field",
-            format!("unknown field; the fields are {}", allowed.join(", ")),
-            format!("שדה לא מוכר; השדות הם {}", allowed.join(", ")),
-        ));
-    }
-    Ok(map)
-}
+/// The members of each endpoint body, as its `ToSchema` type documents them; any other member
+/// is refused (`unknown_field`), all of them at once, by the admin API's `known_members`.
+const CREATE_SHAPE: Shape = Shape::Object(&[
+    ("url", Shape::Any),
+    ("event_types", Shape::Any),
+    ("reason", Shape::Any),
+]);
+const UPDATE_SHAPE: Shape = Shape::Object(&[("event_types", Shape::Any), ("reason", Shape::Any)]);
+const ROTATE_SHAPE: Shape =
+    Shape::Object(&[("overlap_seconds", Shape::Any), ("reason", Shape::Any)]);
 
 /// `reason` as given (checked by the action); a non-string is refused.
 fn reason_of(map: &Map<String, Value>, lang: Lang) -> Result<Option<String>, ApiError> {
@@ -426,7 +414,6 @@ pub(crate) async fn get_endpoint(
 #[utoipa::path(post, path = "/v1/admin/webhooks/endpoints", tag = "admin",
     request_body = CreateEndpointBody,
     responses((status = 201, body = EndpointWithSecret),
-              (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 422, description = "The URL, an event type (unknown ones are named), an unknown field or the reason is not acceptable", content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -437,7 +424,7 @@ pub(crate) async fn create_endpoint(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<EndpointWithSecret>), ApiError> {
     let who = actor(&caller)?;
-    let map = object(&body, &["url", "event_types", "reason"], lang)?;
+    let map = known_members(&body, &CREATE_SHAPE, lang)?;
     let url = match map.get("url") {
         Some(Value::String(url)) => url.clone(),
         _ => {
@@ -496,7 +483,6 @@ pub(crate) async fn create_endpoint(
     params(("id" = Uuid, Path, description = "The endpoint's id")),
     request_body = UpdateEndpointBody,
     responses((status = 200, body = EndpointActionResult),
-              (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
               (status = 422, description = "An event type (unknown ones are named), an unknown field or the reason is not acceptable", content_type = "application/problem+json")),
@@ -510,7 +496,7 @@ pub(crate) async fn update_endpoint(
 ) -> Result<Json<EndpointActionResult>, ApiError> {
     let who = actor(&caller)?;
     let id = parse_uuid(&id, "webhook endpoint")?;
-    let map = object(&body, &["event_types", "reason"], lang)?;
+    let map = known_members(&body, &UPDATE_SHAPE, lang)?;
     if !map.contains_key("event_types") {
         return Err(invalid(
             lang,
@@ -560,7 +546,7 @@ async fn set_enabled(
 ) -> Result<Json<EndpointActionResult>, ApiError> {
     let who = actor(caller)?;
     let id = parse_uuid(id, "webhook endpoint")?;
-    let map = object(body, &["reason"], lang)?;
+    let map = known_members(body, &REASON_SHAPE, lang)?;
     let reason = checked_reason(reason_of(map, lang)?.as_deref(), lang)?;
     let audit = Audit {
         action: if enabled {
@@ -611,7 +597,6 @@ async fn set_enabled(
     params(("id" = Uuid, Path, description = "The endpoint's id")),
     request_body = EndpointReasonBody,
     responses((status = 200, body = EndpointActionResult),
-              (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The endpoint is already disabled", content_type = "application/problem+json"),
@@ -632,7 +617,6 @@ pub(crate) async fn disable_endpoint(
     params(("id" = Uuid, Path, description = "The endpoint's id")),
     request_body = EndpointReasonBody,
     responses((status = 200, body = EndpointActionResult),
-              (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
               (status = 409, description = "The endpoint is already enabled", content_type = "application/problem+json"),
@@ -705,7 +689,6 @@ pub(crate) async fn delete_endpoint(
     params(("id" = Uuid, Path, description = "The endpoint's id")),
     request_body = RotateSecretBody,
     responses((status = 200, body = EndpointWithSecret),
-              (status = 400, description = "The body is not a JSON object", content_type = "application/problem+json"),
               (status = 403, description = "Not an operator token", content_type = "application/problem+json"),
               (status = 404, description = "No such endpoint in your marketplace", content_type = "application/problem+json"),
               (status = 422, description = "The overlap is not 0–604800 seconds, an unknown field, or the reason is missing", content_type = "application/problem+json")),
@@ -719,7 +702,7 @@ pub(crate) async fn rotate_secret(
 ) -> Result<Json<EndpointWithSecret>, ApiError> {
     let who = actor(&caller)?;
     let id = parse_uuid(&id, "webhook endpoint")?;
-    let map = object(&body, &["overlap_seconds", "reason"], lang)?;
+    let map = known_members(&body, &ROTATE_SHAPE, lang)?;
     let overlap = match map.get("overlap_seconds") {
         None | Some(Value::Null) => wstore::DEFAULT_OVERLAP,
         Some(value) => match value.as_u64() {

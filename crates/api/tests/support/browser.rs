@@ -223,6 +223,22 @@ impl Browser {
             .await
     }
 
+    /// Waits (at most ten seconds) until the text of `css` contains `needle`, and answers it.
+    pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` never showed in `{css}`: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits (at most ten seconds) until the page's URL contains `part`.
     pub async fn wait_for_url(&self, part: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
